@@ -1,0 +1,1 @@
+"""conversionflow: a Bayesian marketing-mix pipeline run as a Dagster code location."""

@@ -1,0 +1,179 @@
+"""Ingest: raw events and spend per month, and the weekly panel every later stage reads.
+
+The graph depends on the config's route: the events route has monthly ``raw_events`` and
+``raw_spend`` feeding ``weekly_panel``; the panel route reads a ready weekly table directly.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from conversionflow_dagster.core.config import ProjectConfig
+from conversionflow_dagster.core.errors import ConversionflowError
+from conversionflow_dagster.core.events import read_month_events
+from conversionflow_dagster.core.panel import (
+    WeeklyPanel,
+    build_panel_from_events,
+    build_panel_from_file,
+    read_controls,
+)
+from conversionflow_dagster.core.spend import fed_channels, read_month_spend
+from conversionflow_dagster.partitions import month_of
+from conversionflow_dagster.resources import ProjectResource
+
+GROUP = "ingest"
+# Transient storage hiccups are worth a retry; bad input is not (see input_failure).
+IO_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+ALL_MONTHS = dg.AssetIn(
+    partition_mapping=dg.AllPartitionMapping(), metadata={"allow_missing_partitions": True}
+)
+
+
+def input_failure(error: ConversionflowError) -> dg.Failure:
+    """A failure that names the problem and is not retried: the file will not fix itself."""
+    return dg.Failure(description=str(error), allow_retries=False)
+
+
+def _by_month(partitions: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    return {month_of(key): frame for key, frame in partitions.items()}
+
+
+def _panel_result(panel: WeeklyPanel) -> dg.Output:
+    return dg.Output(
+        panel,
+        metadata={
+            **panel.describe(),
+            "dagster/row_count": len(panel.frame),
+            "route": panel.route,
+            "missing_weeks": len(panel.missing_weeks),
+            "sources": len(panel.sources),
+        },
+    )
+
+
+def build_ingest_assets(
+    config: ProjectConfig, monthly: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    """The ingest assets for the configured route."""
+    if config.sources.route == "panel":
+        return [_panel_file_asset()]
+    assets = [_raw_events_asset(monthly)]
+    has_feed = config.sources.spend is not None and bool(fed_channels(config))
+    if has_feed:
+        assets.append(_raw_spend_asset(monthly))
+    assets.append(_events_panel_asset(has_feed))
+    return assets
+
+
+def _raw_events_asset(monthly: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="raw_events",
+        partitions_def=monthly,
+        group_name=GROUP,
+        io_manager_key="parquet_io",
+        retry_policy=IO_RETRY,
+        kinds={"pandas", "parquet"},
+    )
+    def raw_events(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.Output:
+        """One month of the customer-journey event log, parsed into the events contract."""
+        config = project.config()
+        month = month_of(context.partition_key)
+        try:
+            path = project.path(config.sources.events.path)
+            events = read_month_events(path, config.sources.events, month)
+        except ConversionflowError as error:
+            raise input_failure(error) from error
+        return dg.Output(
+            events,
+            metadata={
+                "dagster/row_count": len(events),
+                "conversions": int(events["conversion"].sum()),
+                "revenue": float(events["value"].sum()),
+                "touchpoints": int(events["touchpoint"].nunique()),
+                "source_file": str(path).replace("{month}", month),
+            },
+        )
+
+    return raw_events
+
+
+def _raw_spend_asset(monthly: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="raw_spend",
+        partitions_def=monthly,
+        group_name=GROUP,
+        io_manager_key="parquet_io",
+        retry_policy=IO_RETRY,
+        kinds={"pandas", "parquet"},
+    )
+    def raw_spend(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.Output:
+        """One month of the spend feed, long format, one row per date and channel."""
+        config = project.config()
+        month = month_of(context.partition_key)
+        try:
+            spend = read_month_spend(project.path(config.sources.spend.path), config, month)
+        except ConversionflowError as error:
+            raise input_failure(error) from error
+        by_channel = spend.groupby("channel", observed=True)["spend"].sum()
+        return dg.Output(
+            spend,
+            metadata={
+                "dagster/row_count": len(spend),
+                "total_spend": float(spend["spend"].sum()),
+                "channels": int(by_channel.size),
+            },
+        )
+
+    return raw_spend
+
+
+def _events_panel_asset(has_feed: bool) -> dg.AssetsDefinition:
+    ins = {"raw_events": ALL_MONTHS} | ({"raw_spend": ALL_MONTHS} if has_feed else {})
+
+    @dg.asset(
+        name="weekly_panel",
+        ins=ins,
+        group_name=GROUP,
+        io_manager_key="parquet_io",
+        retry_policy=IO_RETRY,
+        kinds={"pandas", "parquet"},
+    )
+    def weekly_panel(project: ProjectResource, **months: dict[str, pd.DataFrame]) -> dg.Output:
+        """Complete weeks of spend, touches, conversions, revenue and controls."""
+        config = project.config()
+        try:
+            controls = (
+                read_controls(project.path(config.controls.path), config)
+                if config.controls.path
+                else None
+            )
+            panel = build_panel_from_events(
+                _by_month(months["raw_events"]),
+                _by_month(months["raw_spend"]) if "raw_spend" in months else None,
+                controls,
+                config,
+            )
+        except ConversionflowError as error:
+            raise input_failure(error) from error
+        return _panel_result(panel)
+
+    return weekly_panel
+
+
+def _panel_file_asset() -> dg.AssetsDefinition:
+    @dg.asset(
+        name="weekly_panel",
+        group_name=GROUP,
+        io_manager_key="parquet_io",
+        retry_policy=IO_RETRY,
+        kinds={"pandas", "parquet"},
+    )
+    def weekly_panel(project: ProjectResource) -> dg.Output:
+        """A ready weekly table, mapped into the panel contract by the config."""
+        config = project.config()
+        try:
+            panel = build_panel_from_file(project.path(config.sources.panel.path), config)
+        except ConversionflowError as error:
+            raise input_failure(error) from error
+        return _panel_result(panel)
+
+    return weekly_panel

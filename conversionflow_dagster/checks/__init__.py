@@ -1,0 +1,1 @@
+"""Asset checks; blocking ones stop everything downstream when they fail."""

@@ -1,0 +1,177 @@
+"""The ``conversionflow`` command: generate sample data, validate inputs, run, open the UI.
+
+Runs go through the persistent Dagster instance in ``storage/`` (``DAGSTER_HOME``), so every
+run started here appears in the UI with its logs, metadata and checks.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conversionflow_dagster import settings
+from conversionflow_dagster.core.errors import ConversionflowError
+
+SAMPLE_DIR = "data/sample"
+
+
+def _months(first: str, last: str) -> list[str]:
+    import pandas as pd
+
+    return [p.strftime("%Y-%m") for p in pd.period_range(first, last, freq="M")]
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Write the synthetic sample (events, spend, controls, truth) under ``--out``."""
+    import datetime as dt
+
+    from conversionflow_dagster.core.synthetic import SyntheticSpec, simulate, write_sample
+
+    spec = SyntheticSpec(
+        n_weeks=args.weeks,
+        n_channels=args.channels,
+        seed=args.seed,
+        touch_scale=args.touch_scale,
+        start=dt.date.fromisoformat(args.start),
+        file_format=args.format,
+    )
+    data = simulate(spec)
+    written = write_sample(data, settings.project_root() / args.out)
+    print(
+        f"wrote {len(data.events):,} events in {len(written['events'])} monthly files, "
+        f"spend and controls under {args.out}/ (truth in {args.out}/truth/)"
+    )
+    return 0
+
+
+def _sample_missing(root: Path) -> bool:
+    return not (root / SAMPLE_DIR / "truth" / "parameters.json").is_file()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Materialise the pipeline for a month range through the persistent instance."""
+    import dagster as dg
+
+    from conversionflow_dagster.definitions import build_definitions
+    from conversionflow_dagster.runner import materialise
+
+    root = settings.project_root()
+    settings.ensure_dagster_home(root)
+    if args.config:
+        os.environ["CONVERSIONFLOW_CONFIG"] = args.config
+    config_file = settings.config_path(root)
+    if args.sample and _sample_missing(root):
+        print("generating the sample data (first run only) ...", flush=True)
+        cmd_generate(_parser().parse_args(["generate"]))
+    defs = build_definitions(root, config_file)
+    from conversionflow_dagster.core.config import load_config
+
+    config = load_config(config_file)
+    first, last = config.month_range()
+    months = _months(args.month_from or first, args.month_to or last)
+    with dg.DagsterInstance.get() as instance:
+        print(
+            f"running {len(months)} month(s) {months[0]}..{months[-1]} "
+            f"with {config_file.name} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})",
+            flush=True,
+        )
+        summary = materialise(defs, instance, months)
+    for key, (ok, reasons) in summary.runs.items():
+        print(f"  {key}: {'ok' if ok else 'FAILED'}")
+        for reason in reasons:
+            print(f"    {reason}")
+    if not summary.success:
+        first_failure = next(iter(summary.failures().items()))
+        print(
+            f"error: {first_failure[0]}: {first_failure[1][0] if first_failure[1] else 'failed'}",
+            file=sys.stderr,
+        )
+        return 1
+    print("done: open the UI with `conversionflow ui` to inspect runs and assets")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check the config and read every input file without running anything."""
+    from conversionflow_dagster.core.validation import validate_inputs
+
+    root = settings.project_root()
+    if args.config:
+        os.environ["CONVERSIONFLOW_CONFIG"] = args.config
+    ok, lines = validate_inputs(root, settings.config_path(root))
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Start the Dagster UI on 127.0.0.1 with the persistent instance."""
+    root = settings.project_root()
+    settings.ensure_dagster_home(root)
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(root / "workspace.yaml"),
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    return subprocess.call(command, cwd=root)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="conversionflow", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write synthetic sample data with known truth")
+    gen.add_argument("--out", default=SAMPLE_DIR, help="folder, relative to the project root")
+    gen.add_argument("--weeks", type=int, default=156)
+    gen.add_argument("--channels", type=int, default=7)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument(
+        "--touch-scale",
+        type=float,
+        default=1.0,
+        help="multiplies event volume (2.5 gives about 1.3M events)",
+    )
+    gen.add_argument("--start", default="2023-01-02", help="first week (a Monday)")
+    gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    gen.set_defaults(func=cmd_generate)
+
+    run = sub.add_parser("run", help="materialise the pipeline through the Dagster instance")
+    run.add_argument("--config", help="config file, relative to the project root")
+    run.add_argument("--from", dest="month_from", help="first month, YYYY-MM")
+    run.add_argument("--to", dest="month_to", help="last month, YYYY-MM")
+    run.add_argument(
+        "--sample",
+        action="store_true",
+        help="generate the bundled sample data first if it is missing",
+    )
+    run.set_defaults(func=cmd_run)
+
+    val = sub.add_parser("validate", help="check config and input files without running")
+    val.add_argument("--config", help="config file, relative to the project root")
+    val.set_defaults(func=cmd_validate)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI (bound to 127.0.0.1)")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConversionflowError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

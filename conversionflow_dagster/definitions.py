@@ -1,0 +1,46 @@
+"""The Dagster code location: ``defs`` is what ``workspace.yaml`` loads.
+
+The asset graph and its partitions follow the project config (``CONVERSIONFLOW_CONFIG``), so
+pointing the location at another config (another data route, other months) changes no code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from conversionflow_dagster import settings
+from conversionflow_dagster.assets.ingest import GROUP, build_ingest_assets
+from conversionflow_dagster.checks.rules import build_ingest_checks
+from conversionflow_dagster.core.config import load_config
+from conversionflow_dagster.io_managers import ParquetIOManager
+from conversionflow_dagster.partitions import monthly_partitions
+from conversionflow_dagster.resources import ProjectResource
+
+
+def build_definitions(root: Path | None = None, config_file: Path | None = None) -> dg.Definitions:
+    """Definitions for the project at ``root`` run with ``config_file``."""
+    root = root or settings.project_root()
+    config_file = config_file or settings.config_path(root)
+    config = load_config(config_file)
+    monthly = monthly_partitions(config)
+    assets = build_ingest_assets(config, monthly)
+    names = {a.key.to_user_string() for a in assets}
+    ingest_job = dg.define_asset_job(
+        "ingest_job",
+        selection=dg.AssetSelection.groups(GROUP) - dg.AssetSelection.assets("weekly_panel"),
+        description="Raw events and spend for one month (run per partition or as a backfill).",
+    )
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=build_ingest_checks(names, monthly),
+        jobs=[ingest_job],
+        resources={
+            "project": ProjectResource(root=str(root), config_path=str(config_file)),
+            "parquet_io": ParquetIOManager(base_dir=str(settings.storage_dir(root) / "assets")),
+        },
+    )
+
+
+defs = build_definitions()

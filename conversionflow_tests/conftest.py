@@ -1,0 +1,65 @@
+"""Shared fixtures: a small generated project on disk, and a real Dagster instance."""
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from conversionflow_dagster.core.synthetic import SyntheticSpec, simulate, write_sample
+
+REPO = Path(__file__).resolve().parents[1]
+# 22 weeks from 2023-01-02: months January..May are fully covered (the last week runs into June).
+SMALL_SPEC = SyntheticSpec(n_weeks=22, n_channels=7, seed=7, start=dt.date(2023, 1, 2))
+SMALL_MONTHS = ["2023-01", "2023-02", "2023-03", "2023-04", "2023-05"]
+
+
+@pytest.fixture(scope="session")
+def small_sample():
+    """The simulated data behind the small project (in memory)."""
+    return simulate(SMALL_SPEC)
+
+
+@pytest.fixture(scope="session")
+def small_sample_dir(tmp_path_factory, small_sample) -> Path:
+    directory = tmp_path_factory.mktemp("sample")
+    write_sample(small_sample, directory)
+    return directory
+
+
+def write_config(root: Path, name: str = "test.yaml", **overrides) -> Path:
+    """Copy configs/default.yaml into ``root/configs`` for the small sample, with overrides."""
+    document = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())
+    document["project"]["partitions"] = {
+        "start_month": SMALL_MONTHS[0],
+        "end_month": SMALL_MONTHS[-1],
+    }
+    for dotted, value in overrides.items():
+        node = document
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    path = root / "configs" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def project(tmp_path, small_sample_dir) -> Path:
+    """A project root with the small sample under data/sample and configs/test.yaml."""
+    shutil.copytree(small_sample_dir, tmp_path / "data" / "sample")
+    write_config(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def instance(tmp_path):
+    """A real (SQLite) Dagster instance in a temporary DAGSTER_HOME."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as inst:
+        yield inst

@@ -1,0 +1,104 @@
+"""The YAML config: shipped configs load, mistakes are reported with file and key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conversionflow_dagster.core.config import load_config, parse_config, resolve_project_path
+from conversionflow_dagster.core.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def default_document() -> dict:
+    return yaml.safe_load((REPO / "configs" / "default.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "meridian_national.yaml", "robyn_weekly.yaml"])
+def test_shipped_configs_are_valid(name):
+    config = load_config(REPO / "configs" / name)
+    assert config.channels
+
+
+def test_default_config_maps_touchpoints_and_cost_per_touch():
+    config = load_config(REPO / "configs" / "default.yaml")
+    assert config.touchpoint_channel()["tv_touch"] == "tv"
+    assert config.channels["affiliate"].cost_per_touch == 45.0
+    assert config.month_range() == ("2023-01", "2025-12")
+
+
+def test_unknown_key_is_named_with_its_path():
+    doc = default_document()
+    doc["model"]["likelyhood"] = "poisson"
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, "configs/x.yaml")
+    assert "configs/x.yaml" in str(info.value)
+    assert "model.likelyhood: unknown key" in str(info.value)
+
+
+def test_bad_choice_names_key_and_allowed_values():
+    doc = default_document()
+    doc["model"]["likelihood"] = "poison"
+    with pytest.raises(ConfigError, match=r"model\.likelihood: .*'poisson'"):
+        parse_config(doc)
+
+
+def test_missing_required_section():
+    doc = default_document()
+    del doc["channels"]
+    with pytest.raises(ConfigError, match="channels: required key is missing"):
+        parse_config(doc)
+
+
+def test_touchpoint_mapped_to_two_channels_is_refused():
+    doc = default_document()
+    doc["channels"]["social"]["touchpoints"].append("search_touch")
+    with pytest.raises(ConfigError, match="'search_touch' is mapped to both 'search' and 'social'"):
+        parse_config(doc)
+
+
+def test_bad_month_and_reversed_range():
+    doc = default_document()
+    doc["project"]["partitions"]["start_month"] = "2023-13"
+    with pytest.raises(ConfigError, match=r"project\.partitions\.start_month: .*YYYY-MM"):
+        parse_config(doc)
+    doc["project"]["partitions"] = {"start_month": "2024-01", "end_month": "2023-01"}
+    with pytest.raises(ConfigError, match="end_month 2023-01 is before start_month 2024-01"):
+        parse_config(doc)
+
+
+def test_unknown_channel_in_optimisation_is_refused():
+    doc = default_document()
+    doc["optimisation"]["locked"] = ["radio"]
+    with pytest.raises(ConfigError, match=r"unknown channel\(s\) \['radio'\]"):
+        parse_config(doc)
+
+
+def test_invalid_yaml_reports_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("project:\n  name: x\n  partitions: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: not valid YAML at line \d+"):
+        load_config(path)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    """A YAML tag that would construct Python objects is refused, not executed."""
+    path = tmp_path / "evil.yaml"
+    path.write_text("project: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_paths_stay_inside_the_project_root(tmp_path):
+    assert resolve_project_path(tmp_path, "data/x.csv") == (tmp_path / "data/x.csv").resolve()
+    with pytest.raises(ConfigError, match="outside the project root"):
+        resolve_project_path(tmp_path, "../secrets.csv")
+    with pytest.raises(ConfigError, match="allow_paths_outside_root"):
+        resolve_project_path(tmp_path, "/etc/passwd")
+    assert resolve_project_path(tmp_path, "/etc/passwd", allow_outside=True) == Path("/etc/passwd")

@@ -1,0 +1,100 @@
+"""Ingest through real Dagster runs on a real (SQLite) instance, with files on disk."""
+
+import shutil
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from conversionflow_dagster.core.panel import read_panel
+from conversionflow_dagster.definitions import build_definitions
+from conversionflow_dagster.runner import materialise
+from conversionflow_tests.conftest import REPO, SMALL_MONTHS
+
+
+def defs_for(root, config="configs/test.yaml"):
+    return build_definitions(root, root / config)
+
+
+def materialised_partitions(instance, asset: str) -> set[str]:
+    return set(instance.get_materialized_partitions(dg.AssetKey(asset)))
+
+
+def test_backfill_over_months_builds_the_panel_with_every_check_passing(
+    project, instance, small_sample
+):
+    summary = materialise(defs_for(project), instance, SMALL_MONTHS)
+    assert summary.success, summary.failures()
+    assert list(summary.runs) == [*SMALL_MONTHS, "all"]
+    expected = {f"{m}-01" for m in SMALL_MONTHS}
+    assert materialised_partitions(instance, "raw_events") == expected
+    assert materialised_partitions(instance, "raw_spend") == expected
+
+    records = instance.fetch_materializations(dg.AssetKey("weekly_panel"), limit=5).records
+    assert len(records) == 1
+    checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [
+            dg.AssetCheckKey(dg.AssetKey(a), n)
+            for a, n in [("weekly_panel", "no_missing_weeks"), ("weekly_panel", "totals_reconcile")]
+        ]
+    )
+    assert all(c.status.value == "SUCCEEDED" for c in checks.values())
+
+    panel = read_panel(project / "storage" / "assets" / "weekly_panel.parquet")
+    truth = small_sample.weekly.loc[panel.weeks]
+    assert len(panel.frame) == 21
+    assert panel.frame["conversions"].sum() == truth["conversions"].sum()
+    np.testing.assert_allclose(
+        panel.spend().sum().sum(), truth.filter(like="spend__").sum().sum(), rtol=1e-9
+    )
+    raw = pd.read_parquet(project / "storage" / "assets" / "raw_events" / "2023-02-01.parquet")
+    assert (raw["timestamp"].dt.month == 2).all()
+
+
+def test_a_failing_blocking_check_stops_the_panel(project, instance):
+    path = project / "data/sample/events/2023-02.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[5]]) + "\n")  # one duplicated event
+    summary = materialise(defs_for(project), instance, SMALL_MONTHS[:3])
+    failed = summary.failures()
+    assert list(failed) == ["2023-02"]
+    assert any(
+        "raw_events.no_duplicate_events" in r and "2023-02.csv line" in r for r in failed["2023-02"]
+    )
+    # the other months still ran; the panel did not
+    assert materialised_partitions(instance, "raw_events") >= {"2023-01-01", "2023-03-01"}
+    assert not instance.fetch_materializations(dg.AssetKey("weekly_panel"), limit=1).records
+
+
+def test_bad_input_fails_without_retry_and_keeps_the_previous_file(project, instance):
+    defs = defs_for(project)
+    assert materialise(defs, instance, ["2023-01"], downstream=()).success
+    stored = project / "storage/assets/raw_events/2023-01-01.parquet"
+    before = stored.read_bytes()
+
+    path = project / "data/sample/events/2023-01.csv"
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].replace("2023-01", "2023/01")
+    path.write_text("\n".join(lines) + "\n")
+    summary = materialise(defs, instance, ["2023-01"], downstream=())
+    reasons = summary.failures()["2023-01"]
+    assert any("2023-01.csv, line 4, column 'timestamp'" in r for r in reasons), reasons
+    assert stored.read_bytes() == before
+    assert len(pd.read_parquet(stored)) > 0
+    attempts = [r for r in instance.get_runs() if r.tags.get("dagster/partition") == "2023-01-01"]
+    assert len(attempts) == 2  # one run each time: the bad file was not retried in a new run
+    assert not list(stored.parent.glob(".*.tmp"))
+
+
+def test_panel_route_materialises_from_config_alone(instance, tmp_path):
+    root = tmp_path / "meridian"
+    (root / "configs").mkdir(parents=True)
+    shutil.copytree(REPO / "data/public/meridian", root / "data/public/meridian")
+    (root / "configs" / "m.yaml").write_text((REPO / "configs/meridian_national.yaml").read_text())
+    defs = defs_for(root, "configs/m.yaml")
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert "raw_events" not in keys and "weekly_panel" in keys
+    summary = materialise(defs, instance, [])
+    assert summary.success, summary.failures()
+    panel = read_panel(root / "storage" / "assets" / "weekly_panel.parquet")
+    assert len(panel.frame) == 156
