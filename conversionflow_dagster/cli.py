@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"with {config_file.name} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})",
             flush=True,
         )
-        summary = materialise(defs, instance, months)
+        summary = materialise(defs, instance, months, log_level=args.log_level)
     for key, (ok, reasons) in summary.runs.items():
         print(f"  {key}: {'ok' if ok else 'FAILED'}")
         for reason in reasons:
@@ -151,6 +151,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="generate the bundled sample data first if it is missing",
     )
+    run.add_argument("--log-level", default="WARNING",
+                     help="console log level of the runs (the UI keeps every event)")
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="check config and input files without running")

@@ -33,10 +33,14 @@ def _reasons(result: dg.ExecuteInProcessResult) -> list[str]:
         if not e.passed
     ]
     for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.error is not None:
-            error = event.step_failure_data.error
-            cause = error.cause.message if error.cause else error.message
-            reasons.append(f"{event.step_key}: {cause.strip()}")
+        if not event.is_step_failure:
+            continue
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            reasons.append(f"{event.step_key}: {data.user_failure_data.description}")
+        elif data.error is not None:
+            error = data.error.cause or data.error
+            reasons.append(f"{event.step_key}: {error.message.strip()}")
     return reasons
 
 
@@ -61,9 +65,14 @@ def materialise(
     monthly_assets: Sequence[str] = MONTHLY_ASSETS,
     downstream: Sequence[str] = ("weekly_panel",),
     tags: dict[str, str] | None = None,
+    log_level: str = "INFO",
 ) -> RunSummary:
-    """Materialise ``monthly_assets`` for each month, then ``downstream`` once, with checks."""
+    """Materialise ``monthly_assets`` for each month, then ``downstream`` once, with checks.
+
+    ``log_level`` applies to the console only; the instance records every event regardless.
+    """
     summary = RunSummary()
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     monthly = _selected(defs, monthly_assets)
     if monthly:
         for month in months:

@@ -99,8 +99,9 @@ def _contiguous_months(months: list[str], what: str) -> None:
     expected = pd.period_range(periods.min(), periods.max(), freq="M")
     gaps = sorted(set(expected.strftime("%Y-%m")) - set(months))
     if gaps:
+        shown = ", ".join(gaps[:6]) + (f" ... ({len(gaps)} in all)" if len(gaps) > 6 else "")
         raise ContractError(
-            f"{what} has no data for month(s) {gaps} between {months[0]} and {months[-1]}; "
+            f"{what} has no data for month(s) {shown} between {months[0]} and {months[-1]}; "
             "materialise those partitions (or fix their files) before building the panel"
         )
 
