@@ -151,8 +151,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="generate the bundled sample data first if it is missing",
     )
-    run.add_argument("--log-level", default="WARNING",
-                     help="console log level of the runs (the UI keeps every event)")
+    run.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="console log level of the runs (the UI keeps every event)",
+    )
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="check config and input files without running")

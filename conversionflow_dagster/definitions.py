@@ -12,6 +12,7 @@ import dagster as dg
 
 from conversionflow_dagster import settings
 from conversionflow_dagster.assets.ingest import GROUP, build_ingest_assets
+from conversionflow_dagster.automation import month_files_sensor, monthly_schedule
 from conversionflow_dagster.checks.rules import build_ingest_checks
 from conversionflow_dagster.core.config import load_config
 from conversionflow_dagster.io_managers import ParquetIOManager
@@ -29,13 +30,19 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
     names = {a.key.to_user_string() for a in assets}
     ingest_job = dg.define_asset_job(
         "ingest_job",
-        selection=dg.AssetSelection.groups(GROUP) - dg.AssetSelection.assets("weekly_panel"),
-        description="Raw events and spend for one month (run per partition or as a backfill).",
+        selection=dg.AssetSelection.groups(GROUP),
+        description="One month's raw events and spend, then the weekly panel over all months.",
+    )
+    automation = (
+        [monthly_schedule(ingest_job, monthly)] if "raw_events" in names else [],
+        [month_files_sensor(ingest_job, monthly)] if "raw_events" in names else [],
     )
     return dg.Definitions(
         assets=assets,
         asset_checks=build_ingest_checks(names, monthly),
         jobs=[ingest_job],
+        schedules=automation[0],
+        sensors=automation[1],
         resources={
             "project": ProjectResource(root=str(root), config_path=str(config_file)),
             "parquet_io": ParquetIOManager(base_dir=str(settings.storage_dir(root) / "assets")),

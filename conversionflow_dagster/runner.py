@@ -82,6 +82,7 @@ def materialise(
                 instance=instance,
                 raise_on_error=False,
                 tags=tags,
+                run_config=run_config,
             )
             summary.runs[month] = (result.success, _reasons(result))
     rest = _selected(defs, downstream)
@@ -95,6 +96,7 @@ def materialise(
             instance=instance,
             raise_on_error=False,
             tags=tags,
+            run_config=run_config,
         )
         summary.runs["all"] = (result.success, _reasons(result))
     return summary
