@@ -1,0 +1,190 @@
+"""The UI path end to end: `dagster dev` on a free loopback port, launches through GraphQL."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conversionflow_tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+RUN_STATUS = """
+query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"""
+MATERIALISATIONS = """
+query Mats($key: AssetKeyInput!, $partitions: [String!]) {
+  assetOrError(assetKey: $key) {
+    ... on Asset { assetMaterializations(partitions: $partitions) {
+      partition
+      metadataEntries { label ... on IntMetadataEntry { intValue } }
+    } }
+  }
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = json.loads(response.read())
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except OSError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def dagster_dev(project):
+    """`dagster dev` (webserver + daemon) for the small project, on 127.0.0.1."""
+    port = free_port()
+    home = project / "dagster_home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CONVERSIONFLOW_ROOT": str(project),
+        "CONVERSIONFLOW_CONFIG": "configs/test.yaml",
+        "DAGSTER_DISABLE_TELEMETRY": "yes",
+    }
+    log = open(project / "dagster_dev.log", "w")  # noqa: SIM115 - closed in teardown
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(REPO / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: graphql(port, "{ assetNodes { id } }")["assetNodes"], 240, "the UI")
+        yield port
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=60)
+        log.close()
+
+
+def test_launch_one_month_of_one_asset_like_the_ui(dagster_dev, project):
+    port = dagster_dev
+    params = {
+        "selector": {
+            "repositoryLocationName": "conversionflow",
+            "repositoryName": "__repository__",
+            "pipelineName": "__ASSET_JOB",
+            "assetSelection": [{"path": ["raw_events"]}],
+            "assetCheckSelection": [],
+        },
+        "mode": "default",
+        "runConfigData": {},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2023-02-01"}]},
+    }
+    launched = graphql(port, LAUNCH, {"params": params})["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+
+    def finished():
+        status = graphql(port, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+        return status if status in {"SUCCESS", "FAILURE", "CANCELED"} else None
+
+    assert wait_for(finished, 300, "the run") == "SUCCESS"
+    data = graphql(
+        port, MATERIALISATIONS, {"key": {"path": ["raw_events"]}, "partitions": ["2023-02-01"]}
+    )
+    [materialisation] = data["assetOrError"]["assetMaterializations"]
+    rows = {e["label"]: e.get("intValue") for e in materialisation["metadataEntries"]}
+    assert materialisation["partition"] == "2023-02-01"
+    assert rows["dagster/row_count"] > 1000
+    assert (project / "storage/assets/raw_events/2023-02-01.parquet").is_file()
+    assert not (project / "storage/assets/raw_events/2023-01-01.parquet").exists()
+
+
+def chromium_path() -> str | None:
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and os.environ.get("CI"):
+        raise AssertionError("CI must provide Debian's chromium (.ci/run installs it)")
+    return found
+
+
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def test_asset_graph_in_a_real_browser(dagster_dev, project):
+    """Headless Chromium opens the lineage page and sees every asset of the code location."""
+    from playwright.sync_api import sync_playwright
+
+    from conversionflow_dagster.definitions import build_definitions
+
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no chromium on this machine (Debian package 'chromium')")
+    defs = build_definitions(project, project / "configs" / "test.yaml")
+    expected = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    shot = os.environ.get("CONVERSIONFLOW_SCREENSHOT") or str(project / "asset_graph.png")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 900})
+        page.goto(f"http://127.0.0.1:{dagster_dev}/asset-groups")
+        skip = page.get_by_role("button", name="Skip")  # first-visit newsletter dialog
+        skip.click(timeout=30_000)
+        for name in expected:
+            page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1_000)
+        page.screenshot(path=shot)
+        browser.close()
+    assert os.path.getsize(shot) > 20_000
