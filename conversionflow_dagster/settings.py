@@ -2,7 +2,8 @@
 
 ``CONVERSIONFLOW_ROOT`` (default: the repository that holds this package) and
 ``CONVERSIONFLOW_CONFIG`` (default: ``configs/default.yaml``, relative to the root).
-``DAGSTER_HOME`` defaults to ``<root>/storage``.
+``DAGSTER_HOME`` defaults to ``<root>/storage`` (SQLite), or ``<root>/storage/<profile>`` when
+``CONVERSIONFLOW_INSTANCE`` names an instance profile (``postgres``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ def storage_dir(root: Path | None = None) -> Path:
 
 
 def ensure_dagster_home(root: Path | None = None) -> Path:
-    """Point DAGSTER_HOME at ``storage/`` unless the user chose another home."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(storage_dir(root))))
+    """Point DAGSTER_HOME at ``storage/`` (or a profile under it) unless the user chose one."""
+    profile = os.environ.get("CONVERSIONFLOW_INSTANCE")
+    default = storage_dir(root) / profile if profile else storage_dir(root)
+    if profile and not (default / "dagster.yaml").is_file():
+        raise SystemExit(f"CONVERSIONFLOW_INSTANCE={profile}: no {default / 'dagster.yaml'}")
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(default)))
     home.mkdir(parents=True, exist_ok=True)
     return home
