@@ -15,6 +15,7 @@ from conversionflow_dagster.assets.ingest import GROUP, build_ingest_assets
 from conversionflow_dagster.automation import month_files_sensor, monthly_schedule
 from conversionflow_dagster.checks.rules import build_ingest_checks
 from conversionflow_dagster.core.config import load_config
+from conversionflow_dagster.executors import configured_executor
 from conversionflow_dagster.io_managers import ParquetIOManager
 from conversionflow_dagster.partitions import monthly_partitions
 from conversionflow_dagster.resources import ProjectResource
@@ -43,6 +44,7 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
         jobs=[ingest_job],
         schedules=automation[0],
         sensors=automation[1],
+        executor=configured_executor(),
         resources={
             "project": ProjectResource(root=str(root), config_path=str(config_file)),
             "parquet_io": ParquetIOManager(base_dir=str(settings.storage_dir(root) / "assets")),
