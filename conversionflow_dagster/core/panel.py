@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -429,3 +430,17 @@ def read_panel(path: str | Path) -> WeeklyPanel:
     )
     validate_panel(panel)
     return panel
+
+
+def panel_window(panel: WeeklyPanel, as_of_month: str, window_weeks: int) -> WeeklyPanel:
+    """The last ``window_weeks`` complete weeks that end by the end of ``as_of_month``.
+
+    Fitting "as of" a month on a trailing window is what makes a backfill over months a
+    parameter-stability study: each month sees only the data that existed then.
+    """
+    month_end = pd.Timestamp(f"{as_of_month}-01") + pd.offsets.MonthBegin(1)
+    visible = panel.frame.loc[panel.frame.index + WEEK <= month_end]
+    if visible.empty:
+        raise ContractError(f"the weekly panel has no complete week up to the end of {as_of_month}")
+    window = visible.iloc[-window_weeks:]
+    return dataclasses.replace(panel, frame=window)

@@ -177,3 +177,15 @@ def test_reading_a_foreign_parquet_file_is_refused(tmp_path):
     pd.DataFrame({"a": [1]}).to_parquet(path)
     with pytest.raises(ContractError, match="not a conversionflow weekly panel"):
         read_panel(path)
+
+
+def test_window_as_of_a_month(project):
+    from conversionflow_dagster.core.panel import panel_window
+
+    panel = small_panel(project)
+    march = panel_window(panel, "2023-03", 8)
+    assert len(march.frame) == 8
+    assert march.weeks[-1] == pd.Timestamp("2023-03-20")  # Mar 27 - Apr 2 ends in April
+    assert panel_window(panel, "2023-03", 100).weeks[0] == pd.Timestamp("2023-01-02")
+    with pytest.raises(ContractError, match="no complete week up to the end of 2022-12"):
+        panel_window(panel, "2022-12", 8)
