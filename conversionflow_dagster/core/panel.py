@@ -9,9 +9,9 @@ totals computed directly from the source rows, so the checks can prove nothing w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
-import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
