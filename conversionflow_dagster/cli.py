@@ -49,12 +49,19 @@ def _sample_missing(root: Path) -> bool:
     return not (root / SAMPLE_DIR / "truth" / "parameters.json").is_file()
 
 
+def _fit_config(args: argparse.Namespace) -> dict:
+    """Run config of posterior_trace from the flags that were given."""
+    names = ("chains", "warmup", "draws", "likelihood", "seed")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Materialise the pipeline for a month range through the persistent instance."""
     import dagster as dg
 
+    from conversionflow_dagster.core.config import load_config
     from conversionflow_dagster.definitions import build_definitions
-    from conversionflow_dagster.runner import materialise
+    from conversionflow_dagster.runner import execute_plan, pipeline_plan
 
     root = settings.project_root()
     settings.ensure_dagster_home(root)
@@ -64,29 +71,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.sample and _sample_missing(root):
         print("generating the sample data (first run only) ...", flush=True)
         cmd_generate(_parser().parse_args(["generate"]))
-    defs = build_definitions(root, config_file)
-    from conversionflow_dagster.core.config import load_config
-
     config = load_config(config_file)
+    defs = build_definitions(root, config_file)
     first, last = config.month_range()
     months = _months(args.month_from or first, args.month_to or last)
-    with dg.DagsterInstance.get() as instance:
-        print(
-            f"running {len(months)} month(s) {months[0]}..{months[-1]} "
-            f"with {config_file.name} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})",
-            flush=True,
-        )
-        summary = materialise(defs, instance, months, log_level=args.log_level)
-    for key, (ok, reasons) in summary.runs.items():
-        print(f"  {key}: {'ok' if ok else 'FAILED'}")
+    fit_months = {"none": [], "last": months[-1:], "all": months}[args.fit]
+    plan = pipeline_plan(months, fit_months=fit_months)
+    fit = _fit_config(args)
+
+    def report(name: str, ok: bool, reasons: list[str]) -> None:
+        print(f"  {name}: {'ok' if ok else 'FAILED'}", flush=True)
         for reason in reasons:
-            print(f"    {reason}")
-    if not summary.success:
-        first_failure = next(iter(summary.failures().items()))
-        print(
-            f"error: {first_failure[0]}: {first_failure[1][0] if first_failure[1] else 'failed'}",
-            file=sys.stderr,
+            print(f"    {reason}", flush=True)
+
+    print(
+        f"running {len(months)} month(s) {months[0]}..{months[-1]} with {config_file.name} "
+        f"(DAGSTER_HOME={os.environ['DAGSTER_HOME']})",
+        flush=True,
+    )
+    with dg.DagsterInstance.get() as instance:
+        summary = execute_plan(
+            defs,
+            instance,
+            plan,
+            asset_config={"posterior_trace": fit} if fit else None,
+            log_level=args.log_level,
+            on_run=report,
         )
+    for name in summary.skipped:
+        print(f"  {name}: skipped (an earlier run it needs failed)")
+    if not summary.success:
+        name, reasons = next(iter(summary.failures().items()))
+        print(f"error: {name}: {reasons[0] if reasons else 'failed'}", file=sys.stderr)
         return 1
     print("done: open the UI with `conversionflow ui` to inspect runs and assets")
     return 0
@@ -151,6 +167,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="generate the bundled sample data first if it is missing",
     )
+    run.add_argument(
+        "--fit",
+        choices=["last", "all", "none"],
+        default="last",
+        help="months to fit (and allocate) as of: the last, every one, or none",
+    )
+    run.add_argument("--chains", type=int, help="MCMC chains (default: model.chains)")
+    run.add_argument("--warmup", type=int, help="warm-up iterations per chain")
+    run.add_argument("--draws", type=int, help="posterior draws per chain")
+    run.add_argument(
+        "--likelihood",
+        choices=["poisson", "negbinomial", "normal", "hurdle_poisson"],
+        help="observation model (hurdle_poisson for zero-inflated series)",
+    )
+    run.add_argument("--seed", type=int, help="sampler seed")
     run.add_argument(
         "--log-level",
         default="WARNING",

@@ -11,12 +11,23 @@ from pathlib import Path
 import dagster as dg
 
 from conversionflow_dagster import settings
+from conversionflow_dagster.assets.allocation import build_allocation_assets
 from conversionflow_dagster.assets.ingest import GROUP, build_ingest_assets
+from conversionflow_dagster.assets.model import build_export_assets, build_model_assets
 from conversionflow_dagster.automation import month_files_sensor, monthly_schedule
-from conversionflow_dagster.checks.rules import build_ingest_checks
+from conversionflow_dagster.checks.rules import (
+    build_allocation_checks,
+    build_ingest_checks,
+    build_trace_checks,
+)
 from conversionflow_dagster.core.config import load_config
 from conversionflow_dagster.executors import configured_executor
-from conversionflow_dagster.io_managers import ParquetIOManager
+from conversionflow_dagster.io_managers import (
+    ExportIOManager,
+    JSONIOManager,
+    ParquetIOManager,
+    TraceIOManager,
+)
 from conversionflow_dagster.partitions import monthly_partitions
 from conversionflow_dagster.resources import ProjectResource
 
@@ -27,8 +38,14 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
     config_file = config_file or settings.config_path(root)
     config = load_config(config_file)
     monthly = monthly_partitions(config)
-    assets = build_ingest_assets(config, monthly)
-    names = {a.key.to_user_string() for a in assets}
+    ingest = build_ingest_assets(config, monthly)
+    names = {a.key.to_user_string() for a in ingest}
+    assets = [
+        *ingest,
+        *build_model_assets(monthly),
+        *build_export_assets(monthly),
+        *build_allocation_assets(monthly),
+    ]
     ingest_job = dg.define_asset_job(
         "ingest_job",
         selection=dg.AssetSelection.groups(GROUP),
@@ -40,7 +57,11 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
     )
     return dg.Definitions(
         assets=assets,
-        asset_checks=build_ingest_checks(names, monthly),
+        asset_checks=[
+            *build_ingest_checks(names, monthly),
+            *build_trace_checks(config.model.gates, monthly),
+            *build_allocation_checks(monthly),
+        ],
         jobs=[ingest_job],
         schedules=automation[0],
         sensors=automation[1],
@@ -48,6 +69,9 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
         resources={
             "project": ProjectResource(root=str(root), config_path=str(config_file)),
             "parquet_io": ParquetIOManager(base_dir=str(settings.storage_dir(root) / "assets")),
+            "trace_io": TraceIOManager(base_dir=str(settings.storage_dir(root) / "assets")),
+            "export_io": ExportIOManager(base_dir=str(settings.storage_dir(root) / "assets")),
+            "json_io": JSONIOManager(base_dir=str(settings.storage_dir(root) / "assets")),
         },
     )
 

@@ -6,11 +6,13 @@ partition in place, because every file is written beside its target and renamed 
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from conversionflow_dagster.core.atomic import atomic_path
+from conversionflow_dagster.core.atomic import atomic_path, write_text_atomic
 from conversionflow_dagster.core.panel import METADATA_KEY, WeeklyPanel, read_panel, write_panel
 
 
@@ -34,6 +36,77 @@ class ContractParquetIOManager(dg.UPathIOManager):
         if METADATA_KEY in (pq.read_schema(path).metadata or {}):
             return read_panel(path)
         return pd.read_parquet(path)
+
+
+class NetCDFIOManager(dg.UPathIOManager):
+    """ArviZ traces as NetCDF, one file per partition; the model code is imported lazily."""
+
+    extension = ".nc"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: object, path: UPath) -> None:
+        from conversionflow_dagster.core.fitting import save_trace
+
+        save_trace(obj, path)
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> object:
+        from conversionflow_dagster.core.fitting import load_trace
+
+        return load_trace(path)
+
+
+class ExportJSONIOManager(dg.UPathIOManager):
+    """Parameter exports as JSON, validated on write and again on read."""
+
+    extension = ".json"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: object, path: UPath) -> None:
+        from conversionflow_dagster.core.parameter_export import write_export
+
+        write_export(obj, path)
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> object:
+        from conversionflow_dagster.core.parameter_export import read_export
+
+        return read_export(path)
+
+
+class JSONDocumentIOManager(dg.UPathIOManager):
+    """JSON-able documents (allocations, report summaries) as pretty JSON, written atomically."""
+
+    extension = ".json"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: object, path: UPath) -> None:
+        write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False))
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> object:
+        return json.loads(path.read_text(encoding="utf-8"))
+
+
+class JSONIOManager(dg.ConfigurableIOManagerFactory):
+    """Stores JSON documents under ``base_dir`` (default ``storage/assets``)."""
+
+    base_dir: str
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> JSONDocumentIOManager:
+        return JSONDocumentIOManager(base_path=UPath(self.base_dir))
+
+
+class ExportIOManager(dg.ConfigurableIOManagerFactory):
+    """Stores parameter exports under ``base_dir`` (default ``storage/assets``)."""
+
+    base_dir: str
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> ExportJSONIOManager:
+        return ExportJSONIOManager(base_path=UPath(self.base_dir))
+
+
+class TraceIOManager(dg.ConfigurableIOManagerFactory):
+    """Stores posterior traces under ``base_dir`` (default ``storage/assets``)."""
+
+    base_dir: str
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> NetCDFIOManager:
+        return NetCDFIOManager(base_path=UPath(self.base_dir))
 
 
 class ParquetIOManager(dg.ConfigurableIOManagerFactory):

@@ -28,6 +28,11 @@ def storage_dir(root: Path | None = None) -> Path:
     return (root or project_root()) / "storage"
 
 
+def jax_cache_dir(root: Path | None = None) -> Path:
+    """JAX's persistent compilation cache: a refit of the same shapes does not recompile."""
+    return storage_dir(root) / "jax_cache"
+
+
 def ensure_dagster_home(root: Path | None = None) -> Path:
     """Point DAGSTER_HOME at ``storage/`` (or a profile under it) unless the user chose one."""
     profile = os.environ.get("CONVERSIONFLOW_INSTANCE")

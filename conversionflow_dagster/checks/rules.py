@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 import dagster as dg
 
 from conversionflow_dagster.core.checks import CheckOutcome
+from conversionflow_dagster.core.config import GatesConfig
 from conversionflow_dagster.core.events import event_rules
 from conversionflow_dagster.core.panel import panel_rules
 from conversionflow_dagster.core.spend import spend_rules
@@ -23,6 +24,18 @@ RAW_SPEND_CHECKS = {
     "no_nulls": "date, channel and spend are filled in.",
     "dates_in_month": "Every spend row is dated inside the partition's month.",
     "spend_non_negative": "No negative spend.",
+}
+TRACE_CHECKS = {
+    "max_r_hat": "Every parameter's R-hat is at most the configured threshold.",
+    "min_ess_bulk": "Every parameter's bulk ESS is at least the configured minimum.",
+    "min_ess_tail": "Every parameter's tail ESS is at least the configured minimum.",
+    "divergences": "No more divergent transitions than allowed.",
+}
+ALLOCATION_CHECKS = {
+    "budget_exact": "Every scenario's plan spends its budget (relative 1e-6).",
+    "bounds_respected": "Every channel stays within its bounds.",
+    "not_worse_than_referee": "The plan is within 0.1% of the SLSQP referee, or better.",
+    "beats_current_plan": "Expected response at least that of the current mix.",
 }
 PANEL_CHECKS = {
     "no_missing_weeks": "Consecutive weeks, each with source data.",
@@ -71,3 +84,27 @@ def build_ingest_checks(
     if "raw_spend" in asset_names:
         checks.append(blocking_rule_checks("raw_spend", RAW_SPEND_CHECKS, spend_rules, monthly))
     return checks
+
+
+def build_trace_checks(
+    gates: GatesConfig, monthly: dg.PartitionsDefinition
+) -> list[dg.AssetChecksDefinition]:
+    """The convergence gates: blocking, so a trace that fails them is never exported."""
+
+    def evaluate(idata: object, _month: str | None) -> list[CheckOutcome]:
+        from conversionflow_dagster.core.trace_checks import gates_from_config, trace_rules
+
+        return trace_rules(idata, gates_from_config(gates))
+
+    return [blocking_rule_checks("posterior_trace", TRACE_CHECKS, evaluate, monthly)]
+
+
+def build_allocation_checks(monthly: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    """What the business acts on must add up: blocking before the report."""
+
+    def evaluate(document: object, _month: str | None) -> list[CheckOutcome]:
+        from conversionflow_dagster.core.allocation_checks import allocation_rules
+
+        return allocation_rules(document)
+
+    return [blocking_rule_checks("budget_allocation", ALLOCATION_CHECKS, evaluate, monthly)]

@@ -152,9 +152,7 @@ class ModelSection(_Strict):
     """Read by stage 1 (estimation)."""
 
     target: Literal["conversions", "revenue"] = "conversions"
-    likelihood: Literal[
-        "poisson", "negbinomial", "normal", "hurdle_poisson", "hurdle_negbinomial"
-    ] = "poisson"
+    likelihood: Literal["poisson", "negbinomial", "normal", "hurdle_poisson"] = "poisson"
     adstock_max_lag: int = Field(8, ge=1, le=52)
     saturation: Literal["logistic", "hill"] = "logistic"
     fourier_order: int = Field(2, ge=0, le=10)

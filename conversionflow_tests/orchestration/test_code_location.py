@@ -120,7 +120,7 @@ def test_cli_validate_reports_a_bad_file(project):
 
 
 def test_cli_run_uses_the_persistent_instance_and_exits_nonzero_when_blocked(project):
-    result = cli(project, "run", "--from", "2023-01", "--to", "2023-02")
+    result = cli(project, "run", "--from", "2023-01", "--to", "2023-02", "--fit", "none")
     assert result.returncode == 0, result.stderr[-2000:]
     assert (project / "storage/assets/weekly_panel.parquet").is_file()
     assert any((project / "dagster_home").glob("history/runs/*.db")) or any(
@@ -130,7 +130,7 @@ def test_cli_run_uses_the_persistent_instance_and_exits_nonzero_when_blocked(pro
     path = project / "data/sample/events/2023-02.csv"
     lines = path.read_text().splitlines()
     path.write_text("\n".join([*lines, lines[1]]) + "\n")
-    blocked = cli(project, "run", "--from", "2023-01", "--to", "2023-02")
+    blocked = cli(project, "run", "--from", "2023-01", "--to", "2023-02", "--fit", "none")
     assert blocked.returncode == 1
     last = blocked.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: 2023-02: raw_events.no_duplicate_events")
+    assert last.startswith("error: ingest 2023-02: raw_events.no_duplicate_events")

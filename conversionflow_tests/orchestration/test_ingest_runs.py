@@ -8,7 +8,7 @@ import pandas as pd
 
 from conversionflow_dagster.core.panel import read_panel
 from conversionflow_dagster.definitions import build_definitions
-from conversionflow_dagster.runner import materialise
+from conversionflow_dagster.runner import execute_plan, pipeline_plan
 from conversionflow_tests.conftest import REPO, SMALL_MONTHS
 
 
@@ -23,9 +23,9 @@ def materialised_partitions(instance, asset: str) -> set[str]:
 def test_backfill_over_months_builds_the_panel_with_every_check_passing(
     project, instance, small_sample
 ):
-    summary = materialise(defs_for(project), instance, SMALL_MONTHS)
+    summary = execute_plan(defs_for(project), instance, pipeline_plan(SMALL_MONTHS))
     assert summary.success, summary.failures()
-    assert list(summary.runs) == [*SMALL_MONTHS, "all"]
+    assert list(summary.runs) == [*(f"ingest {m}" for m in SMALL_MONTHS), "panel"]
     expected = {f"{m}-01" for m in SMALL_MONTHS}
     assert materialised_partitions(instance, "raw_events") == expected
     assert materialised_partitions(instance, "raw_spend") == expected
@@ -55,12 +55,14 @@ def test_a_failing_blocking_check_stops_the_panel(project, instance):
     path = project / "data/sample/events/2023-02.csv"
     lines = path.read_text().splitlines()
     path.write_text("\n".join([*lines, lines[5]]) + "\n")  # one duplicated event
-    summary = materialise(defs_for(project), instance, SMALL_MONTHS[:3])
+    summary = execute_plan(defs_for(project), instance, pipeline_plan(SMALL_MONTHS[:3]))
     failed = summary.failures()
-    assert list(failed) == ["2023-02"]
+    assert list(failed) == ["ingest 2023-02"]
     assert any(
-        "raw_events.no_duplicate_events" in r and "2023-02.csv line" in r for r in failed["2023-02"]
+        "raw_events.no_duplicate_events" in r and "2023-02.csv line" in r
+        for r in failed["ingest 2023-02"]
     )
+    assert summary.skipped == ["panel"]
     # the other months still ran; the panel did not
     assert materialised_partitions(instance, "raw_events") >= {"2023-01-01", "2023-03-01"}
     assert not instance.fetch_materializations(dg.AssetKey("weekly_panel"), limit=1).records
@@ -68,7 +70,8 @@ def test_a_failing_blocking_check_stops_the_panel(project, instance):
 
 def test_bad_input_fails_without_retry_and_keeps_the_previous_file(project, instance):
     defs = defs_for(project)
-    assert materialise(defs, instance, ["2023-01"], downstream=()).success
+    january = pipeline_plan(["2023-01"], panel=False)
+    assert execute_plan(defs, instance, january).success
     stored = project / "storage/assets/raw_events/2023-01-01.parquet"
     before = stored.read_bytes()
 
@@ -76,8 +79,8 @@ def test_bad_input_fails_without_retry_and_keeps_the_previous_file(project, inst
     lines = path.read_text().splitlines()
     lines[3] = lines[3].replace("2023-01", "2023/01")
     path.write_text("\n".join(lines) + "\n")
-    summary = materialise(defs, instance, ["2023-01"], downstream=())
-    reasons = summary.failures()["2023-01"]
+    summary = execute_plan(defs, instance, january)
+    reasons = summary.failures()["ingest 2023-01"]
     assert any("2023-01.csv, line 4, column 'timestamp'" in r for r in reasons), reasons
     assert stored.read_bytes() == before
     assert len(pd.read_parquet(stored)) > 0
@@ -94,7 +97,7 @@ def test_panel_route_materialises_from_config_alone(instance, tmp_path):
     defs = defs_for(root, "configs/m.yaml")
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert "raw_events" not in keys and "weekly_panel" in keys
-    summary = materialise(defs, instance, [])
+    summary = execute_plan(defs, instance, pipeline_plan([]))
     assert summary.success, summary.failures()
     panel = read_panel(root / "storage" / "assets" / "weekly_panel.parquet")
     assert len(panel.frame) == 156

@@ -108,11 +108,12 @@ import sys
 import dagster as dg
 from pathlib import Path
 from conversionflow_dagster.definitions import build_definitions
-from conversionflow_dagster.runner import materialise
+from conversionflow_dagster.runner import execute_plan, pipeline_plan
 root = Path(sys.argv[1])
 defs = build_definitions(root, root / "configs" / "test.yaml")
 with dg.DagsterInstance.get() as instance:
-    summary = materialise(defs, instance, [sys.argv[2]], downstream=(), log_level="ERROR")
+    plan = pipeline_plan([sys.argv[2]], panel=False)
+    summary = execute_plan(defs, instance, plan, log_level="ERROR")
 sys.exit(0 if summary.success else 1)
 """
 

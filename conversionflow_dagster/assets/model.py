@@ -1,0 +1,185 @@
+"""Stage 1, estimation: the posterior trace of the marketing-mix model for each month.
+
+``posterior_trace`` fits on a trailing window of the weekly panel ending at the partition's
+month, so a backfill over months refits "as of" each month. Its blocking convergence checks
+stop everything downstream when the sampler did not converge.
+"""
+
+import dagster as dg
+
+from conversionflow_dagster import settings
+from conversionflow_dagster.core.config import ModelSection
+from conversionflow_dagster.core.errors import ConversionflowError
+from conversionflow_dagster.core.panel import WeeklyPanel, panel_window
+from conversionflow_dagster.partitions import month_of
+from conversionflow_dagster.resources import ProjectResource
+
+GROUP = "model"
+CONTROL_PREFIX = "control__"
+
+
+class FitConfig(dg.Config):
+    """Run-time overrides of the config's `model` section (the original tool's flags)."""
+
+    chains: int | None = None
+    warmup: int | None = None
+    draws: int | None = None
+    likelihood: str | None = None
+    seed: int | None = None
+    window_weeks: int | None = None
+    holdout_weeks: int | None = None
+
+    def apply(self, model: ModelSection) -> ModelSection:
+        """The YAML model section with every override that was given."""
+        overrides = {k: v for k, v in self.model_dump().items() if v is not None}
+        return ModelSection.model_validate({**model.model_dump(), **overrides})
+
+
+def fit_panel(panel: WeeklyPanel, model: ModelSection, progress, cache_dir: str):
+    """Fit the model to a panel window; JAX is configured before its backend starts."""
+    from conversionflow_dagster.core.jax_setup import configure_jax, default_host_devices
+
+    configure_jax(default_host_devices(model.chains), cache_dir)
+    from conversionflow_dagster.core.fitting import fit_mmm
+    from conversionflow_dagster.core.model import ModelSpec
+
+    if model.target not in panel.frame:
+        raise ConversionflowError(
+            f"model.target is {model.target!r} but the weekly panel has no such column"
+        )
+    spec = ModelSpec(
+        likelihood=model.likelihood,
+        max_lag=model.adstock_max_lag,
+        saturation=model.saturation,
+        fourier_order=model.fourier_order,
+        priors=model.priors,
+    )
+    frame = panel.frame
+    return fit_mmm(
+        panel.spend().to_numpy(),
+        frame[model.target].to_numpy(),
+        frame[list(panel.controls)].to_numpy(),
+        list(panel.channels),
+        [c.removeprefix(CONTROL_PREFIX) for c in panel.controls],
+        panel.weeks,
+        spec,
+        chains=model.chains,
+        warmup=model.warmup,
+        draws=model.draws,
+        seed=model.seed,
+        holdout_weeks=model.holdout_weeks,
+        target_name=model.target,
+        progress_callback=progress,
+    )
+
+
+def build_model_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        name="posterior_trace",
+        partitions_def=monthly,
+        group_name=GROUP,
+        io_manager_key="trace_io",
+        pool="mcmc",  # a fit uses every core; the instance caps fits running at once
+        kinds={"numpyro", "netcdf"},
+    )
+    def posterior_trace(
+        context: dg.AssetExecutionContext,
+        config: FitConfig,
+        project: ProjectResource,
+        weekly_panel: WeeklyPanel,
+    ) -> dg.Output:
+        """NUTS posterior of the marketing-mix model, fitted as of the partition's month."""
+        from conversionflow_dagster.core.diagnostics import convergence_report
+
+        model = config.apply(project.config().model)
+        month = month_of(context.partition_key)
+
+        def progress(done: int, total: int, phase: str) -> None:
+            context.log.info(f"{phase}: {done}/{total} iterations per chain")
+
+        try:
+            window = panel_window(weekly_panel, month, model.window_weeks)
+            context.log.info(
+                f"fitting {len(window.frame)} weeks ({window.weeks[0].date()} to "
+                f"{window.weeks[-1].date()}), {len(window.channels)} channels, "
+                f"{model.chains} chains x {model.warmup} warm-up + {model.draws} draws"
+            )
+            result = fit_panel(window, model, progress, str(settings.jax_cache_dir()))
+        except ConversionflowError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from error
+        report = convergence_report(result.idata)
+        metadata = {
+            "weeks": len(window.frame),
+            "first_week": str(window.weeks[0].date()),
+            "last_week": str(window.weeks[-1].date()),
+            "likelihood": model.likelihood,
+            "chains": model.chains,
+            "draws": model.draws,
+            "divergences": report.divergences,
+            "max_r_hat": report.max_r_hat,
+            "min_ess_bulk": report.min_ess_bulk,
+            "min_ess_tail": report.min_ess_tail,
+            **{f"{k}": round(v, 3) for k, v in result.timings.items()},
+            **{k: float(v) for k, v in result.metrics.items()},
+        }
+        return dg.Output(result.idata, metadata=metadata)
+
+    return [posterior_trace]
+
+
+def current_weekly_spend(panel: WeeklyPanel, weeks: int) -> dict[str, float]:
+    """Average weekly spend per channel over the last ``weeks`` weeks: the current plan."""
+    recent = panel.spend().iloc[-weeks:]
+    return {channel: float(value) for channel, value in recent.mean().items()}
+
+
+def build_export_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        name="parameter_export",
+        partitions_def=monthly,
+        group_name=GROUP,
+        io_manager_key="export_io",
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=2),
+        kinds={"json"},
+    )
+    def parameter_export(
+        context: dg.AssetExecutionContext,
+        project: ProjectResource,
+        posterior_trace: object,
+        weekly_panel: WeeklyPanel,
+    ) -> dg.Output:
+        """The stage 1 -> stage 2 contract: posterior summaries and thinned joint draws."""
+        from conversionflow_dagster.core.export_builder import build_parameter_export
+        from conversionflow_dagster.core.parameter_export import validate_export
+
+        config = project.config()
+        month = month_of(context.partition_key)
+        window = panel_window(weekly_panel, month, config.model.window_weeks)
+        weeks = posterior_trace.observed_data["week"].values
+        document = build_parameter_export(
+            posterior_trace,
+            n_draws=config.model.export_draws,
+            seed=config.model.seed,
+            current_weekly_spend=current_weekly_spend(window, config.optimisation.horizon_weeks),
+            data_window={
+                "start": str(weeks[0])[:10],
+                "end": str(weeks[-1])[:10],
+                "n_weeks": len(weeks),
+                "as_of_month": month,
+            },
+        )
+        export = validate_export(document, f"parameter_export {month}")
+        diagnostics = document["diagnostics"]
+        return dg.Output(
+            export,
+            metadata={
+                "channels": len(export.channels),
+                "draws": int(document["draws"]["n"]),
+                "max_r_hat": float(diagnostics["max_r_hat"]),
+                "min_ess_bulk": float(diagnostics["min_ess_bulk"]),
+                "divergences": int(diagnostics["divergences"]),
+                **{f"roas[{c.name}]": float(c.roas["mean"]) for c in export.channels},
+            },
+        )
+
+    return [parameter_export]

@@ -1,0 +1,341 @@
+"""Fit the MMM with NUTS and package the result as a self-describing ArviZ trace.
+
+The sampler is driven in fixed-size chunks of iterations (one compiled ``lax.scan`` over
+``NUTS.sample``, mapped over chains) instead of one ``MCMC.run``: that gives progress reports
+during warm-up and sampling, a clean compile time (``lower().compile()`` before any step) and
+draws that do not depend on the chunking, since the sampler state carries its own RNG key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from numpyro.infer import NUTS, Predictive, log_likelihood
+
+from conversionflow_dagster.core.atomic import atomic_path
+from conversionflow_dagster.core.model import (
+    ModelInputs,
+    ModelSpec,
+    Scales,
+    init_strategy,
+    media_response,
+    mmm,
+    prepare_inputs,
+)
+
+ProgressCallback = Callable[[int, int, str], None]
+BATCH_DRAWS = 500  # draws per batch when predicting from the posterior
+CHANNEL_SITES = (
+    "beta",
+    "media_effect",
+    "media_slope",
+    "adstock_decay",
+    "saturation_lam",
+    "hill_k",
+    "hill_n",
+)
+DERIVED_SITES = ("beta", "media_effect", "intercept")  # deterministic sites of the model
+_STATS = ("diverging", "energy", "lp", "n_steps", "acceptance_rate", "step_size", "tree_depth")
+
+
+@dataclass
+class FitResult:
+    """The trace plus what the fit cost and how well it predicts."""
+
+    idata: az.InferenceData
+    spec: ModelSpec
+    scales: Scales
+    timings: dict[str, float] = field(default_factory=dict)  # seconds
+    metrics: dict[str, float] = field(default_factory=dict)  # r2, mape, holdout_crps, ...
+
+
+def fit_mmm(
+    spend: np.ndarray,
+    target: np.ndarray,
+    controls: np.ndarray,
+    channel_names: Sequence[str],
+    control_names: Sequence[str],
+    week_start: pd.DatetimeIndex,
+    spec: ModelSpec,
+    *,
+    chains: int = 4,
+    warmup: int = 1000,
+    draws: int = 1000,
+    seed: int = 0,
+    scales: Scales | None = None,
+    progress_callback: ProgressCallback | None = None,
+    holdout_weeks: int = 0,
+    target_name: str = "conversions",
+    target_accept_prob: float = 0.85,
+    dense_mass: bool = True,
+) -> FitResult:
+    """Fit on the first T - holdout_weeks weeks; same inputs and seed give identical draws."""
+    started = time.perf_counter()
+    spend, target = np.asarray(spend, float), np.asarray(target, float)
+    controls = np.asarray(controls, float).reshape(len(target), len(control_names))
+    n_weeks, n_fit = len(target), len(target) - holdout_weeks
+    if spend.shape != (n_weeks, len(channel_names)) or len(week_start) != n_weeks:
+        raise ValueError("spend must be (T, C) and week_start (T,) for a target of length T")
+    if not 0 <= holdout_weeks < n_weeks - 8:
+        raise ValueError(f"holdout_weeks={holdout_weeks} leaves fewer than 8 weeks to fit")
+    scales = scales or Scales.from_data(
+        spend[:n_fit], target[:n_fit], controls[:n_fit], channel_names, control_names
+    )
+    design = partial(
+        prepare_inputs,
+        spec=spec,
+        scales=scales,
+        channel_names=channel_names,
+        control_names=control_names,
+        fit_weeks=n_fit,
+    )
+    inputs = design(spend[:n_fit], controls[:n_fit], week_start[:n_fit])
+    y = jnp.asarray(target[:n_fit], jnp.float32)
+    model = partial(mmm, spec=spec)
+    kernel = NUTS(
+        model,
+        init_strategy=init_strategy(inputs),
+        dense_mass=dense_mass,
+        target_accept_prob=target_accept_prob,
+    )
+    draws_out, stats, timings = _run_nuts(
+        kernel, inputs, y, chains, warmup, draws, seed, progress_callback
+    )
+
+    t0 = time.perf_counter()
+    posterior = _constrain(kernel.postprocess_fn((inputs,), {"y": y}), draws_out)
+    full_inputs = design(spend, controls, week_start)
+    predicted = _predict(
+        model, posterior, full_inputs, jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+    )
+    loglik = _batched(posterior, lambda batch: log_likelihood(model, batch, inputs, y=y)["y"])
+    fourier = [f"{f}_{k}" for f in ("sin", "cos") for k in range(1, spec.fourier_order + 1)]
+    idata = az.from_dict(
+        posterior=posterior,
+        sample_stats=stats,
+        posterior_predictive={"y": predicted[..., :n_fit]},
+        log_likelihood={"y": loglik},
+        observed_data={"y": target[:n_fit]},
+        constant_data={"spend": spend[:n_fit], "controls": controls[:n_fit]},
+        predictions={"y": predicted[..., n_fit:]} if holdout_weeks else None,
+        coords={
+            "week": week_start[:n_fit],
+            "holdout_week": week_start[n_fit:],
+            "channel": list(channel_names),
+            "control": list(control_names),
+            "fourier": fourier,
+        },
+        dims={
+            **{name: ["channel"] for name in CHANNEL_SITES},
+            "seasonality": ["fourier"],
+            "control_coef": ["control"],
+            "y": ["week"],
+            "spend": ["week", "channel"],
+            "controls": ["week", "control"],
+        },
+        pred_dims={"y": ["holdout_week"]},
+    )
+    idata.posterior.attrs.update(
+        trace_attrs(spec, scales, channel_names, control_names, target_name)
+    )
+    timings["postprocess_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - started
+    metrics = fit_metrics(target[:n_fit], predicted[..., :n_fit])
+    if holdout_weeks:
+        holdout = fit_metrics(target[n_fit:], predicted[..., n_fit:])
+        metrics |= {"holdout_crps": crps(target[n_fit:], predicted[..., n_fit:])}
+        metrics |= {f"holdout_{k}": v for k, v in holdout.items() if k == "mape"}
+    return FitResult(idata, spec, scales, timings, metrics)
+
+
+def trace_attrs(
+    spec: ModelSpec,
+    scales: Scales,
+    channel_names: Sequence[str],
+    control_names: Sequence[str],
+    target_name: str,
+) -> dict[str, str]:
+    """What a reader of the NetCDF file needs to rebuild the model, as JSON strings."""
+    return {
+        "model_spec": spec.to_json(),
+        "scales": scales.to_json(),
+        "channel_names": json.dumps(list(channel_names)),
+        "control_names": json.dumps(list(control_names)),
+        "target_name": target_name,
+    }
+
+
+def chunk_size(warmup: int, draws: int, reports: int = 10) -> int:
+    """Largest step count dividing both phases with at least ``reports`` chunks per phase."""
+    whole = math.gcd(warmup, draws)
+    limit = max(1, min(n for n in (warmup, draws) if n > 0) // reports)
+    return max(d for d in range(1, min(whole, limit) + 1) if whole % d == 0)
+
+
+def _run_nuts(kernel, inputs, y, chains, warmup, draws, seed, progress_callback):
+    """Warm up and sample in chunks; returns unconstrained draws, sample stats and timings."""
+    t0 = time.perf_counter()
+
+    # Traced per chain: a batched key would leave the kernel's sample function vmapped.
+    def init(key, inputs, y):
+        return kernel.init(key, warmup, None, (inputs,), {"y": y})
+
+    keys = jax.random.split(jax.random.PRNGKey(seed), chains)
+    state = jax.jit(jax.vmap(init, in_axes=(0, None, None)))(keys, inputs, y)
+    n_steps = chunk_size(warmup, draws)
+
+    def advance(state, inputs, y):  # one chain, n_steps NUTS iterations
+        def step(state, _):
+            state = kernel.sample(state, (inputs,), {"y": y})
+            return state, (state.z, _step_stats(state))
+
+        return jax.lax.scan(step, state, None, length=n_steps)
+
+    parallel = chains > 1 and jax.local_device_count() >= chains
+    mapped = (
+        jax.pmap(advance, in_axes=(0, None, None))
+        if parallel
+        else jax.jit(jax.vmap(advance, in_axes=(0, None, None)))
+    )
+    t1 = time.perf_counter()
+    compiled = mapped.lower(state, inputs, y).compile()
+    t2 = time.perf_counter()
+    timings = {"init_s": t1 - t0, "compile_s": t2 - t1}
+
+    for done in range(n_steps, warmup + 1, n_steps):
+        state, _ = compiled(state, inputs, y)
+        jax.block_until_ready(state)
+        if progress_callback:
+            progress_callback(done, warmup, "warmup")
+    t3 = time.perf_counter()
+    chunks = []
+    for done in range(n_steps, draws + 1, n_steps):
+        state, collected = compiled(state, inputs, y)
+        chunks.append(jax.device_get(collected))
+        if progress_callback:
+            progress_callback(done, draws, "sampling")
+    timings |= {"warmup_s": t3 - t2, "sampling_s": time.perf_counter() - t3}
+    z, stats = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *chunks)  # (chain, draw, ...)
+    return z, stats, timings
+
+
+def _step_stats(state) -> dict[str, jax.Array]:
+    return {
+        "diverging": state.diverging,
+        "energy": state.energy,
+        "lp": -state.potential_energy,
+        "n_steps": state.num_steps,
+        "acceptance_rate": state.accept_prob,
+        "step_size": state.adapt_state.step_size,
+        "tree_depth": jnp.floor(jnp.log2(state.num_steps)).astype(jnp.int32) + 1,
+    }
+
+
+def _batched(samples: dict[str, np.ndarray], fn: Callable) -> np.ndarray:
+    """Apply ``fn`` to flat batches of (chain, draw) samples; reassemble as (chain, draw, ...)."""
+    chains, n_draws = next(iter(samples.values())).shape[:2]
+    flat = {k: v.reshape(chains * n_draws, *v.shape[2:]) for k, v in samples.items()}
+    out = [
+        np.asarray(fn({k: v[i : i + BATCH_DRAWS] for k, v in flat.items()}))
+        for i in range(0, chains * n_draws, BATCH_DRAWS)
+    ]
+    result = np.concatenate(out)
+    return result.reshape(chains, n_draws, *result.shape[1:])
+
+
+def _constrain(postprocess: Callable, z: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Unconstrained draws -> constrained sample sites plus deterministic ``beta``."""
+    to_constrained = jax.jit(jax.vmap(postprocess))
+    names = list(to_constrained(jax.tree.map(lambda v: v[0, :1], z)))
+    return {n: _batched(z, lambda b, n=n: to_constrained(b)[n]) for n in names}
+
+
+def _predict(model, posterior, inputs: ModelInputs, key: jax.Array) -> np.ndarray:
+    """Posterior predictive draws of the target (chain, draw, T), in batches of draws."""
+    latent = {k: v for k, v in posterior.items() if k not in DERIVED_SITES}
+    counter = iter(range(1 << 30))
+
+    def batch(samples):
+        predictive = Predictive(model, posterior_samples=samples, return_sites=["y"])
+        return predictive(jax.random.fold_in(key, next(counter)), inputs)["y"]
+
+    return _batched(latent, batch)
+
+
+def fit_metrics(observed: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """R^2 and MAPE (over non-zero weeks) of the posterior predictive mean."""
+    mean = predicted.reshape(-1, predicted.shape[-1]).mean(axis=0)  # (T,)
+    resid = np.sum((observed - mean) ** 2)
+    total = np.sum((observed - observed.mean()) ** 2)
+    nonzero = observed != 0
+    return {
+        "r2": float(1 - resid / total) if total > 0 else float("nan"),
+        "mape": float(np.mean(np.abs(observed - mean)[nonzero] / np.abs(observed[nonzero]))),
+    }
+
+
+def crps(observed: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean over weeks of the empirical CRPS, E|X - y| - E|X - X'| / 2, from predictive draws."""
+    x = np.sort(predicted.reshape(-1, predicted.shape[-1]), axis=0)  # (S, T)
+    m = x.shape[0]
+    spread = (2 * np.arange(1, m + 1) - m - 1) @ x * 2 / m**2  # (T,) E|X - X'|
+    return float(np.mean(np.abs(x - observed).mean(axis=0) - spread / 2))
+
+
+def channel_contributions(
+    idata: az.InferenceData, spend: np.ndarray, draw_indices: np.ndarray | None = None
+) -> np.ndarray:
+    """Weekly contribution of each channel in target units, (draws, T, C), for raw spend (T, C).
+
+    Draws are the flattened (chain, draw) posterior, optionally a subset; computed in batches so
+    only the result has to fit in memory.
+    """
+    attrs = idata.posterior.attrs
+    spec, scales = ModelSpec.from_json(attrs["model_spec"]), Scales.from_json(attrs["scales"])
+    u = jnp.asarray(spend / scales.spend_vector(json.loads(attrs["channel_names"])), jnp.float32)
+    sites = ("beta", "adstock_decay", *spec.saturation_params)
+    flat = {
+        s: idata.posterior[s].stack(sample=("chain", "draw")).transpose("sample", ...).values
+        for s in sites
+    }
+    if draw_indices is not None:
+        flat = {s: v[draw_indices] for s, v in flat.items()}
+
+    @jax.jit
+    def contribution(params):  # (n, C) each -> (n, T, C)
+        response = media_response(u, params["adstock_decay"], params, spec)
+        return scales.target * params["beta"][:, None, :] * response
+
+    n = len(flat["beta"])
+    return np.concatenate(
+        [
+            np.asarray(contribution({s: v[i : i + BATCH_DRAWS] for s, v in flat.items()}))
+            for i in range(0, n, BATCH_DRAWS)
+        ]
+    )
+
+
+def save_trace(idata: az.InferenceData, path: str | Path) -> Path:
+    """Write the trace as NetCDF (h5netcdf) atomically: readers never see a partial file."""
+    with atomic_path(path) as tmp:
+        idata.to_netcdf(str(tmp), engine="h5netcdf")
+    return Path(path)
+
+
+def load_trace(path: str | Path) -> az.InferenceData:
+    """Read a trace written by :func:`save_trace` fully into memory."""
+    idata = az.from_netcdf(str(path), engine="h5netcdf")
+    for group in idata.groups():
+        idata[group].load()
+    return idata

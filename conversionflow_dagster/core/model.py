@@ -1,0 +1,402 @@
+"""The stage-1 marketing-mix model in NumPyro: weekly target from spend, trend, season, controls.
+
+Everything is fitted on scaled data (target / ``Scales.target``, spend / ``Scales.spend``) so that
+every parameter is of order one and the default priors mean the same thing for any business:
+
+    mu_t = intercept + trend * t + fourier_t . seasonality + controls_t . control_coef
+           + sum_c beta_c * s(adstock(u_c))_t
+
+with the response formulas of docs/contracts.md. Geometry matters more than anything else here:
+with ``beta`` as a sampled parameter, what the data pin down (the baseline level and how the
+target moves with spend) are curved functions of ``beta``, the saturation and the intercept, and
+NUTS needed deep trees, diverged and failed to converge at 520 weeks x 20 channels. The prior
+is still stated on ``intercept`` and ``media_effect`` (average weekly contribution), but the
+sampler moves in ``level`` and ``media_slope`` (see :func:`mmm`); measured at 156 x 7 this cut
+the mean NUTS steps per draw from ~230 to ~19 with no divergences.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pandas as pd
+from numpyro.distributions import constraints
+from numpyro.distributions.util import promote_shapes, validate_sample
+from numpyro.infer import init_to_median
+
+from conversionflow_dagster.core.errors import ConfigError
+
+LIKELIHOODS = ("poisson", "negbinomial", "normal", "hurdle_poisson")
+SATURATIONS = ("logistic", "hill")
+# Softplus sharpness for the count rate: max(mu, 0) smoothed over ~1/20 of the target scale, so
+# the rate equals target_scale * mu to within 5e-6 relative wherever mu > 0.5.
+RATE_SHARPNESS = 20.0
+# Weeks since a Monday epoch, so Fourier terms are tied to the calendar, not to the fit window.
+_EPOCH = pd.Timestamp("1970-01-05")
+
+# Prior families are fixed per site; their parameters (NumPyro names) can be overridden.
+PRIOR_FAMILIES: dict[str, type[dist.Distribution]] = {
+    "intercept": dist.Normal,
+    "trend": dist.Normal,
+    "seasonality": dist.Normal,
+    "control_coef": dist.Normal,
+    "media_effect": dist.Gamma,  # mean proportional to the channel's spend share
+    "adstock_decay": dist.Beta,
+    "saturation_lam": dist.Gamma,
+    "hill_k": dist.Gamma,
+    "hill_n": dist.Gamma,
+    "sigma": dist.HalfNormal,  # normal likelihood, scaled target units
+    "dispersion": dist.HalfNormal,  # negbinomial: 1 / sqrt(concentration)
+    "hurdle_shift": dist.Normal,  # hurdle: log multiplier of the rate in P(y > 0)
+}
+DEFAULT_PRIORS: dict[str, dict[str, float]] = {
+    "intercept": {"loc": 0.5, "scale": 0.5},
+    "trend": {"loc": 0.0, "scale": 0.5},  # change of the baseline over the fit window
+    "seasonality": {"loc": 0.0, "scale": 0.2},
+    "control_coef": {"loc": 0.0, "scale": 0.5},
+    "media_effect": {"concentration": 2.0, "rate": 5.0},  # rate is divided by the share
+    "adstock_decay": {"concentration1": 2.0, "concentration0": 2.0},
+    "saturation_lam": {"concentration": 3.0, "rate": 1.5},
+    "hill_k": {"concentration": 3.0, "rate": 3.0},
+    "hill_n": {"concentration": 6.0, "rate": 4.0},
+    "sigma": {"scale": 0.2},
+    "dispersion": {"scale": 0.2},
+    "hurdle_shift": {"loc": 0.0, "scale": 1.0},
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Structure and priors of the model; JSON round-trips so a trace explains itself."""
+
+    likelihood: str = "poisson"
+    max_lag: int = 8
+    normalize_adstock: bool = True
+    saturation: str = "logistic"
+    fourier_order: int = 2
+    period_weeks: float = 52.18
+    trend: bool = True
+    priors: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.likelihood not in LIKELIHOODS:
+            raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        if self.saturation not in SATURATIONS:
+            raise ConfigError(f"saturation must be one of {SATURATIONS}, got {self.saturation!r}")
+        if self.max_lag < 1 or self.fourier_order < 0 or self.period_weeks <= 0:
+            raise ConfigError("max_lag must be >= 1, fourier_order >= 0 and period_weeks > 0")
+        for name, params in self.priors.items():
+            if name not in DEFAULT_PRIORS:
+                raise ConfigError(f"unknown prior {name!r}; known: {sorted(DEFAULT_PRIORS)}")
+            unknown = set(params) - set(DEFAULT_PRIORS[name])
+            if unknown:
+                raise ConfigError(
+                    f"prior {name!r}: unknown parameter(s) {sorted(unknown)}; "
+                    f"expected {sorted(DEFAULT_PRIORS[name])}"
+                )
+
+    @property
+    def saturation_params(self) -> tuple[str, ...]:
+        """Per-channel saturation sites, as named in the parameter export."""
+        return ("saturation_lam",) if self.saturation == "logistic" else ("hill_k", "hill_n")
+
+    def prior(self, name: str) -> dict[str, float]:
+        """Parameters of the prior of site ``name`` after overrides."""
+        return {**DEFAULT_PRIORS[name], **self.priors.get(name, {})}
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "priors": {k: dict(v) for k, v in self.priors.items()}})
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class Scales:
+    """Fixed divisors of the data; reuse an earlier fit's scales to keep parameters comparable."""
+
+    target: float
+    spend: dict[str, float]
+    controls: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_data(
+        cls,
+        spend: np.ndarray,
+        target: np.ndarray,
+        controls: np.ndarray,
+        channel_names: Sequence[str],
+        control_names: Sequence[str],
+    ) -> Scales:
+        """Target: its mean. Spend: mean of the non-zero weeks. Controls: largest magnitude."""
+        target_scale = float(np.mean(target))
+        if not target_scale > 0:
+            raise ValueError("the target has no positive mean; cannot scale it")
+        nonzero = spend > 0  # (T, C)
+        spend_scale = np.where(
+            nonzero.any(axis=0), spend.sum(axis=0) / np.maximum(nonzero.sum(axis=0), 1), 1.0
+        )
+        control_scale = np.abs(controls).max(axis=0, initial=0.0)  # (K,)
+        control_scale = np.where(control_scale > 0, control_scale, 1.0)
+        return cls(
+            target=target_scale,
+            spend={c: float(s) for c, s in zip(channel_names, spend_scale, strict=True)},
+            controls={c: float(s) for c, s in zip(control_names, control_scale, strict=True)},
+        )
+
+    def spend_vector(self, channel_names: Sequence[str]) -> np.ndarray:
+        return _lookup(self.spend, channel_names, "spend")
+
+    def control_vector(self, control_names: Sequence[str]) -> np.ndarray:
+        return _lookup(self.controls, control_names, "control")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Scales:
+        return cls(**json.loads(text))
+
+
+def _lookup(table: Mapping[str, float], names: Sequence[str], kind: str) -> np.ndarray:
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise ConfigError(f"the given scales have no {kind} scale for {missing}")
+    return np.array([table[n] for n in names], dtype=float)
+
+
+class ModelInputs(NamedTuple):
+    """Scaled design arrays (a pytree, so NUTS takes it as one traced argument)."""
+
+    spend: jax.Array  # (T, C) spend / spend scale
+    controls: jax.Array  # (T, K) controls / control scale
+    trend: jax.Array  # (T,) time, centred on the fit window, one unit = the window's length
+    fourier: jax.Array  # (T, 2F) yearly sin/cos terms of calendar time
+    window: jax.Array  # (T,) weights of the fit-window weeks (sum 1, zero elsewhere)
+    spend_share: jax.Array  # (C,) share of each channel in the window's total spend
+    target_scale: jax.Array  # () target scale, for the count rate
+
+
+def prepare_inputs(
+    spend: np.ndarray,
+    controls: np.ndarray,
+    week_start: pd.DatetimeIndex,
+    spec: ModelSpec,
+    scales: Scales,
+    channel_names: Sequence[str],
+    control_names: Sequence[str],
+    fit_weeks: int | None = None,
+) -> ModelInputs:
+    """Scale raw arrays; the first ``fit_weeks`` weeks (default all) form the fit window."""
+    n_weeks = spend.shape[0]
+    fit_weeks = n_weeks if fit_weeks is None else fit_weeks
+    in_window = np.arange(n_weeks) < fit_weeks  # (T,)
+    window_spend = spend[in_window].sum(axis=0)  # (C,)
+    share = window_spend / window_spend.sum() if window_spend.sum() > 0 else window_spend
+    weeks = (pd.DatetimeIndex(week_start) - _EPOCH) / pd.Timedelta(weeks=1)  # (T,)
+    f32 = np.float32
+    return ModelInputs(
+        spend=jnp.asarray(spend / scales.spend_vector(channel_names), f32),
+        controls=jnp.asarray(controls / scales.control_vector(control_names), f32),
+        trend=jnp.asarray((np.arange(n_weeks) - (fit_weeks - 1) / 2) / fit_weeks, f32),
+        fourier=jnp.asarray(fourier_features(np.asarray(weeks), spec), f32),
+        window=jnp.asarray(in_window / fit_weeks, f32),
+        spend_share=jnp.asarray(np.maximum(share, 1e-3), f32),
+        target_scale=jnp.asarray(scales.target, f32),
+    )
+
+
+def fourier_features(weeks: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """sin/cos of 2 pi k t / period for k = 1..order: (T,) -> (T, 2 * order)."""
+    k = np.arange(1, spec.fourier_order + 1)  # (F,)
+    angle = 2 * np.pi * weeks[:, None] * k[None, :] / spec.period_weeks  # (T, F)
+    return np.concatenate([np.sin(angle), np.cos(angle)], axis=1)
+
+
+def geometric_adstock(
+    u: jax.Array, decay: jax.Array, max_lag: int, normalize: bool = True
+) -> jax.Array:
+    """Carry-over sum_l w_l u_{t-l}: (T, C) spend, (..., C) decay -> (..., T, C).
+
+    Done as one gather into a (L, T, C) lag tensor and one contraction, so there is no loop
+    over weeks or channels; weeks before the data count as zero spend.
+    """
+    lags = jnp.arange(max_lag)  # (L,)
+    weights = decay[..., None, :] ** lags[:, None]  # (..., L, C)
+    if normalize:
+        weights = weights / weights.sum(axis=-2, keepdims=True)
+    source = jnp.arange(u.shape[0])[None, :] - lags[:, None]  # (L, T)
+    lagged = jnp.where((source >= 0)[..., None], u[jnp.clip(source, 0)], 0.0)  # (L, T, C)
+    return jnp.einsum("ltc,...lc->...tc", lagged, weights)
+
+
+def logistic_saturation(a: jax.Array, lam: jax.Array) -> jax.Array:
+    """(1 - exp(-lam a)) / (1 + exp(-lam a)), computed as tanh(lam a / 2)."""
+    return jnp.tanh(lam * a / 2.0)
+
+
+def hill_saturation(a: jax.Array, k: jax.Array, n: jax.Array) -> jax.Array:
+    """a^n / (k^n + a^n), with a finite gradient at a = 0 (weeks without adstock)."""
+    positive = a > 0
+    safe_a = jnp.where(positive, a, 1.0)
+    return jnp.where(positive, 1.0 / (1.0 + (k / safe_a) ** n), 0.0)
+
+
+def saturation(a: jax.Array, params: Mapping[str, jax.Array], kind: str) -> jax.Array:
+    """Apply the configured saturation; ``params`` holds the per-channel (..., C) arrays."""
+    if kind == "logistic":
+        return logistic_saturation(a, params["saturation_lam"][..., None, :])
+    return hill_saturation(a, params["hill_k"][..., None, :], params["hill_n"][..., None, :])
+
+
+def media_response(
+    u: jax.Array, decay: jax.Array, params: Mapping[str, jax.Array], spec: ModelSpec
+) -> jax.Array:
+    """s(adstock(u)): (T, C) scaled spend -> (..., T, C) response before ``beta``."""
+    return saturation(
+        geometric_adstock(u, decay, spec.max_lag, spec.normalize_adstock), params, spec.saturation
+    )
+
+
+def positive_rate(mu: jax.Array) -> jax.Array:
+    """Smooth max(mu, 0) for the count rate (keeps gradients, unlike clipping)."""
+    return jax.nn.softplus(RATE_SHARPNESS * mu) / RATE_SHARPNESS
+
+
+class HurdlePoisson(dist.Distribution):
+    """Zero vs non-zero from a Bernoulli, positives from a zero-truncated Poisson(rate).
+
+    ``P(y > 0) = 1 - exp(-exp(shift) * rate)``, so ``shift = 0`` is exactly a Poisson and a
+    negative shift adds zeros beyond what the rate implies (zero-inflated weekly series).
+    """
+
+    arg_constraints = {"rate": constraints.positive, "shift": constraints.real}  # noqa: RUF012
+    support = constraints.nonnegative_integer
+
+    def __init__(self, rate, shift, *, validate_args=None):
+        self.rate, self.shift = promote_shapes(rate, shift)
+        batch_shape = jax.lax.broadcast_shapes(jnp.shape(rate), jnp.shape(shift))
+        super().__init__(batch_shape, validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        # Zero-truncated Poisson, exactly: the first arrival time T of a Poisson process on
+        # [0, 1] given one arrival, plus Poisson(rate * (1 - T)) arrivals after it.
+        shape = sample_shape + self.batch_shape
+        k_hurdle, k_first, k_rest = jax.random.split(key, 3)
+        rate = jnp.broadcast_to(self.rate, shape)
+        p_positive = -jnp.expm1(-jnp.exp(self.shift) * self.rate)
+        positive = jax.random.bernoulli(k_hurdle, p_positive, shape)
+        v = jax.random.uniform(k_first, shape)
+        first = -jnp.log1p(v * jnp.expm1(-rate)) / rate
+        count = 1 + jax.random.poisson(k_rest, rate * (1.0 - first), shape)
+        return jnp.where(positive, count, 0)
+
+    @validate_sample
+    def log_prob(self, value):
+        hurdle_rate = jnp.exp(self.shift) * self.rate
+        log_zero = -hurdle_rate
+        log_positive = (
+            jnp.log(-jnp.expm1(-hurdle_rate))
+            + value * jnp.log(self.rate)
+            - self.rate
+            - jax.scipy.special.gammaln(value + 1.0)
+            - jnp.log(-jnp.expm1(-self.rate))
+        )
+        return jnp.where(value == 0, log_zero, log_positive)
+
+
+def _prior(spec: ModelSpec, name: str, **scale_by: jax.Array) -> dist.Distribution:
+    params = spec.prior(name)
+    return PRIOR_FAMILIES[name](**{k: v * scale_by.get(k, 1.0) for k, v in params.items()})
+
+
+def observation(spec: ModelSpec, mu: jax.Array, target_scale: jax.Array) -> dist.Distribution:
+    """Distribution of the target in original units given the scaled mean ``mu`` (T,)."""
+    if spec.likelihood == "normal":
+        sigma = numpyro.sample("sigma", _prior(spec, "sigma"))
+        return dist.Normal(target_scale * mu, target_scale * sigma)
+    rate = target_scale * positive_rate(mu)  # (T,)
+    if spec.likelihood == "poisson":
+        return dist.Poisson(rate)
+    if spec.likelihood == "negbinomial":
+        dispersion = numpyro.sample("dispersion", _prior(spec, "dispersion"))
+        return dist.NegativeBinomial2(rate, dispersion**-2)
+    shift = numpyro.sample("hurdle_shift", _prior(spec, "hurdle_shift"))
+    return HurdlePoisson(rate, shift)
+
+
+def init_strategy(inputs: ModelInputs) -> Callable:
+    """Prior medians, except the flat-measure coordinates: the level starts at the scaled
+    target's mean and each slope at a tenth of its channel's spend share."""
+    values = {"level": jnp.ones(()), "media_slope": 0.1 * inputs.spend_share}
+    return partial(_init_to_values_or_median, values=values)
+
+
+def _init_to_values_or_median(site=None, values=None):
+    if site is None:  # NumPyro's protocol: a strategy called without a site returns itself
+        return partial(_init_to_values_or_median, values=values)
+    if site["type"] == "sample" and site["name"] in values:
+        return values[site["name"]]
+    return init_to_median(site, num_samples=15)
+
+
+def mmm(inputs: ModelInputs, spec: ModelSpec, y: jax.Array | None = None) -> None:
+    """The generative model; ``y`` (T,) is the target in original units, None to predict.
+
+    The prior is on ``intercept`` and ``media_effect`` (average weekly contribution of each
+    channel), but NUTS moves in the coordinates the data identify almost independently:
+    ``level = intercept + sum(media_effect)`` and ``media_slope = beta * mean_t(a s'(a))``, the
+    change of the average contribution per relative change of spend. Both get flat measures
+    and the generative prior is added back with the Jacobian of the change of variables, so
+    the posterior is exactly that of the generative model.
+    """
+    n_weeks, n_channels = inputs.spend.shape
+    with numpyro.plate("channel", n_channels):
+        decay = numpyro.sample("adstock_decay", _prior(spec, "adstock_decay"))  # (C,)
+        sat = {p: numpyro.sample(p, _prior(spec, p)) for p in spec.saturation_params}  # (C,)
+        slope = numpyro.sample(
+            "media_slope", dist.ImproperUniform(constraints.positive, (n_channels,), ())
+        )  # (C,)
+    level = numpyro.sample("level", dist.ImproperUniform(constraints.real, (), ()))
+
+    adstock = geometric_adstock(inputs.spend, decay, spec.max_lag, spec.normalize_adstock)
+    # s(a) and a * s'(a), both (T, C)
+    response, marginal = jax.jvp(
+        lambda a: saturation(a, sat, spec.saturation), (adstock,), (adstock,)
+    )
+    beta = numpyro.deterministic("beta", slope / jnp.maximum(inputs.window @ marginal, 1e-6))
+    effect = numpyro.deterministic("media_effect", beta * (inputs.window @ response))  # (C,)
+    intercept = numpyro.deterministic("intercept", level - effect.sum())
+    effect_prior = _prior(spec, "media_effect", rate=1.0 / inputs.spend_share)
+    numpyro.factor(
+        "prior_intercept_effect",
+        _prior(spec, "intercept").log_prob(intercept)
+        + effect_prior.log_prob(effect).sum()
+        + jnp.log(effect / slope).sum(),  # log |d(intercept, effect) / d(level, slope)|
+    )
+
+    mu = intercept + response @ beta  # (T,)
+    if spec.trend:
+        mu = mu + numpyro.sample("trend", _prior(spec, "trend")) * inputs.trend
+    if spec.fourier_order:
+        with numpyro.plate("fourier", 2 * spec.fourier_order):
+            seasonality = numpyro.sample("seasonality", _prior(spec, "seasonality"))  # (2F,)
+        mu = mu + inputs.fourier @ seasonality
+    if inputs.controls.shape[1]:
+        with numpyro.plate("control", inputs.controls.shape[1]):
+            control_coef = numpyro.sample("control_coef", _prior(spec, "control_coef"))  # (K,)
+        mu = mu + inputs.controls @ control_coef
+
+    likelihood = observation(spec, mu, inputs.target_scale)
+    with numpyro.plate("week", n_weeks):
+        numpyro.sample("y", likelihood, obs=y)

@@ -1,0 +1,615 @@
+"""Numbers of the attribution-scoped report: headline figures from posterior draws, and tables.
+
+Every number the report shows is rounded once here (:func:`num`) and shown by one function
+(:func:`display`), so the HTML, CSV and JSON outputs carry exactly the same figures. Fractions
+(shares, improvements, probabilities) are stored as fractions and shown as percentages.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from conversionflow_dagster.core.errors import ContractError
+
+HDI_PROB = 0.94
+
+Target = Literal["conversions", "revenue"]
+Kind = Literal["money", "count", "percent", "percent_fine", "ratio", "fixed3", "fixed1", "integer"]
+
+ALLOCATION_COLUMNS = (
+    "channel",
+    "current_spend",
+    "optimised_spend",
+    "current_share",
+    "optimised_share",
+    "lower_bound",
+    "upper_bound",
+    "bound_hit",
+    "locked",
+    "current_response_mean",
+    "optimised_response_mean",
+    "optimised_response_hdi_low",
+    "optimised_response_hdi_high",
+)
+SCENARIO_COLUMNS = (
+    "budget",
+    "optimised_response_mean",
+    "optimised_response_hdi_low",
+    "optimised_response_hdi_high",
+    "uplift_mean",
+    "p_uplift_positive",
+    "marginal_return",
+    "winner",
+)
+INTERVAL_COLUMNS = ("mean", "hdi_low", "hdi_high")
+ROAS_COLUMNS = ("channel", *INTERVAL_COLUMNS)
+CURVE_COLUMNS = ("spend", *INTERVAL_COLUMNS)
+PPC_COLUMNS = ("observed", *INTERVAL_COLUMNS)
+STABILITY_COLUMNS = ("as_of_month", "channel", "parameter", *INTERVAL_COLUMNS)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class ReportData:
+    """Everything the report shows.
+
+    Spend figures in ``allocation`` and ``scenarios`` are money over the horizon and response
+    figures are target units over the horizon; ``response_curves`` are weekly. The modelled
+    outcome covers only the attributable share of sales, which is why the share is required.
+    """
+
+    project: str
+    generated_at: str
+    window_start: str
+    window_end: str
+    n_weeks: int
+    target: Target
+    attributable_share: float
+    horizon_weeks: int
+    allocation: pd.DataFrame
+    current_outcome_draws: np.ndarray
+    uplift_draws: np.ndarray
+    scenarios: pd.DataFrame
+    diagnostics: Mapping[str, float | bool | None]
+    response_curves: Mapping[str, pd.DataFrame]
+    contributions: pd.DataFrame
+    ppc: pd.DataFrame
+    roas: pd.DataFrame
+    stability: pd.DataFrame | None = None
+    assumptions: Sequence[str] = ()
+    source_files: Sequence[str] = ()
+    currency: str = ""
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ContractError(f"report data: {name} lacks columns {missing}")
+
+
+def _validate(data: ReportData) -> None:
+    """Refuse inputs the headline cannot be computed from, naming the field."""
+    if data.target not in ("conversions", "revenue"):
+        raise ContractError(
+            f"report data: target must be conversions or revenue, not {data.target!r}"
+        )
+    if not 0 < data.attributable_share <= 1:
+        raise ContractError(
+            f"report data: attributable_share must be in (0, 1], got {data.attributable_share}"
+        )
+    if data.horizon_weeks < 1:
+        raise ContractError(f"report data: horizon_weeks must be >= 1, got {data.horizon_weeks}")
+    current = np.asarray(data.current_outcome_draws, dtype=float)
+    uplift = np.asarray(data.uplift_draws, dtype=float)
+    if current.ndim != 1 or current.shape != uplift.shape or current.size == 0:
+        raise ContractError(
+            "report data: current_outcome_draws and uplift_draws must be 1-D arrays of equal, "
+            f"non-zero length; got shapes {current.shape} and {uplift.shape}"
+        )
+    if not (np.all(np.isfinite(current)) and np.all(np.isfinite(uplift))):
+        raise ContractError("report data: outcome and uplift draws must be finite")
+    if np.any(current <= 0):
+        raise ContractError("report data: current_outcome_draws must be positive in every draw")
+    if "passed" not in data.diagnostics:
+        raise ContractError("report data: diagnostics lacks the 'passed' flag")
+    _require(data.allocation, ALLOCATION_COLUMNS, "allocation")
+    _require(data.scenarios, SCENARIO_COLUMNS, "scenarios")
+    _require(data.roas, ROAS_COLUMNS, "roas")
+    _require(data.ppc, PPC_COLUMNS, "ppc")
+    for channel, curve in data.response_curves.items():
+        _require(curve, CURVE_COLUMNS, f"response curve of {channel!r}")
+    if data.stability is not None:
+        _require(data.stability, STABILITY_COLUMNS, "stability")
+
+
+# --- headline figures ---------------------------------------------------------------------
+
+
+def hdi(samples: np.ndarray, prob: float = HDI_PROB) -> tuple[float, float]:
+    """Narrowest interval holding ``prob`` of the draws (ArviZ's definition, without ArviZ)."""
+    x = np.sort(np.asarray(samples, dtype=float).ravel())
+    inside = math.floor(prob * x.size)
+    widths = x[inside:] - x[: x.size - inside]
+    start = int(np.argmin(widths))
+    return float(x[start]), float(x[start + inside])
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Posterior mean, 94% HDI and probability of being positive of one quantity."""
+
+    mean: float
+    hdi_low: float
+    hdi_high: float
+    p_positive: float
+
+
+def summarise(draws: np.ndarray) -> Estimate:
+    """Mean, HDI and P(> 0) of a vector of draws."""
+    draws = np.asarray(draws, dtype=float)
+    low, high = hdi(draws)
+    return Estimate(float(draws.mean()), low, high, float(np.mean(draws > 0)))
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The headline: the modelled improvement, and the same improvement scoped to total sales."""
+
+    current_outcome: Estimate
+    absolute_uplift: Estimate
+    raw_improvement: Estimate
+    business_claim: Estimate
+
+
+def headline_figures(
+    current_outcome_draws: np.ndarray, uplift_draws: np.ndarray, attributable_share: float
+) -> Headline:
+    """Relative uplift per draw on the modelled outcome, and that uplift times the share.
+
+    The model only sees the attributable share of sales, so the claim on total sales is the
+    modelled relative change scaled by the share (the rest of sales is assumed unchanged). A
+    positive factor scales mean and HDI alike and leaves P(> 0) as it is.
+    """
+    current = np.asarray(current_outcome_draws, dtype=float)
+    uplift = np.asarray(uplift_draws, dtype=float)
+    raw = summarise(uplift / current)
+    business = Estimate(
+        raw.mean * attributable_share,
+        raw.hdi_low * attributable_share,
+        raw.hdi_high * attributable_share,
+        raw.p_positive,
+    )
+    return Headline(summarise(current), summarise(uplift), raw, business)
+
+
+# --- rounding and display -----------------------------------------------------------------
+
+_DECIMALS: dict[str, int] = {
+    "money": 0,
+    "count": 1,
+    "percent": 3,
+    "percent_fine": 4,
+    "fixed3": 3,
+    "fixed1": 1,
+    "integer": 0,
+}
+MISSING = "—"
+
+
+@dataclass(frozen=True)
+class Num:
+    """A number rounded for the report, and how to show it."""
+
+    value: float | int | None
+    kind: Kind
+    signed: bool = False
+
+
+def _decimals(x: float, kind: Kind) -> int:
+    """Decimal places of ``kind``; ``ratio`` keeps three significant figures."""
+    if kind == "ratio":
+        return 2 - math.floor(math.log10(abs(x))) if x else 0
+    return _DECIMALS[kind]
+
+
+def num(x: float | None, kind: Kind, *, signed: bool = False) -> Num:
+    """Round ``x`` by the rule of ``kind``; missing or non-finite values become None."""
+    if x is None or not math.isfinite(float(x)):
+        return Num(None, kind, signed)
+    x = float(x)
+    if kind == "integer":
+        return Num(round(x), kind, signed)
+    return Num(round(x, _decimals(x, kind)) + 0.0, kind, signed)  # + 0.0 drops a -0.0
+
+
+def display(n: Num, currency: str = "") -> str:
+    """The text the HTML shows for ``n``: separators, sign, % or currency, never new digits."""
+    if n.value is None:
+        return MISSING
+    sign = "-" if n.value < 0 else "+" if n.signed and n.value > 0 else ""
+    size = abs(n.value)
+    if n.kind in ("percent", "percent_fine"):
+        return f"{sign}{size * 100:,.{_DECIMALS[n.kind] - 2}f}%"
+    if n.kind == "money":
+        return f"{sign}{currency}{size:,.0f}"
+    return f"{sign}{size:,.{max(_decimals(size, n.kind), 0)}f}"
+
+
+def units_kind(target: Target) -> Kind:
+    """Revenue is money; conversions are counts."""
+    return "money" if target == "revenue" else "count"
+
+
+# --- tables -------------------------------------------------------------------------------
+
+Cell = Num | str | bool | None
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """A report table: the HTML shows it, CSV and JSON store its cell values."""
+
+    name: str
+    title: str
+    columns: tuple[Column, ...]
+    rows: tuple[dict[str, Cell], ...]
+    row_keys: tuple[str, ...] | None = None
+
+    def row(self, key: str) -> dict[str, Cell]:
+        """The row with ``key`` (tables with row keys only)."""
+        return self.rows[(self.row_keys or ()).index(key)]
+
+
+def plain(cell: Cell) -> str | float | int | bool | None:
+    """The stored value of a cell (CSV and JSON)."""
+    return cell.value if isinstance(cell, Num) else cell
+
+
+def _columns(*pairs: tuple[str, str]) -> tuple[Column, ...]:
+    return tuple(Column(key, label) for key, label in pairs)
+
+
+def headline_table(headline: Headline, target: Target) -> Table:
+    """The four headline quantities with their intervals, one row each."""
+    units = units_kind(target)
+    specs = (
+        ("raw_improvement", "Improvement on modelled sales", headline.raw_improvement, "percent"),
+        (
+            "business_claim",
+            "Change in total sales (scoped)",
+            headline.business_claim,
+            "percent_fine",
+        ),
+        (
+            "absolute_uplift",
+            f"Uplift in {target} over the horizon",
+            headline.absolute_uplift,
+            units,
+        ),
+        ("current_outcome", f"Modelled {target}, current plan", headline.current_outcome, units),
+    )
+    rows = []
+    for key, label, estimate, kind in specs:
+        signed = key != "current_outcome"
+        rows.append(
+            {
+                "figure": label,
+                "mean": num(estimate.mean, kind, signed=signed),
+                "hdi_low": num(estimate.hdi_low, kind, signed=signed),
+                "hdi_high": num(estimate.hdi_high, kind, signed=signed),
+                "p_positive": num(estimate.p_positive if signed else None, "percent"),
+            }
+        )
+    return Table(
+        "headline",
+        "Headline figures",
+        _columns(
+            ("figure", "Figure"),
+            ("mean", "Mean"),
+            ("hdi_low", "94% HDI low"),
+            ("hdi_high", "94% HDI high"),
+            ("p_positive", "P(> 0)"),
+        ),
+        tuple(rows),
+        tuple(key for key, *_ in specs),
+    )
+
+
+def constraint_text(bound_hit: str, locked: bool) -> str:
+    """Why a channel's optimised spend is where it is, when a constraint decided it."""
+    if locked:
+        return "locked"
+    return {"lower": "lower bound", "upper": "upper bound"}.get(str(bound_hit), "")
+
+
+def allocation_table(allocation: pd.DataFrame, target: Target) -> Table:
+    """Current against optimised plan per channel, over the horizon."""
+    units = units_kind(target)
+    rows = []
+    for r in allocation.itertuples(index=False):
+        change = r.optimised_spend - r.current_spend
+        change_pct = change / r.current_spend if r.current_spend > 0 else None
+        rows.append(
+            {
+                "channel": str(r.channel),
+                "current_spend": num(r.current_spend, "money"),
+                "optimised_spend": num(r.optimised_spend, "money"),
+                "change": num(change, "money", signed=True),
+                "change_pct": num(change_pct, "percent", signed=True),
+                "current_share": num(r.current_share, "percent"),
+                "optimised_share": num(r.optimised_share, "percent"),
+                "current_response": num(r.current_response_mean, units),
+                "optimised_response": num(r.optimised_response_mean, units),
+                "optimised_response_hdi_low": num(r.optimised_response_hdi_low, units),
+                "optimised_response_hdi_high": num(r.optimised_response_hdi_high, units),
+                "constraint": constraint_text(r.bound_hit, bool(r.locked)),
+            }
+        )
+    return Table(
+        "allocation",
+        "Budget allocation over the horizon",
+        _columns(
+            ("channel", "Channel"),
+            ("current_spend", "Current spend"),
+            ("optimised_spend", "Optimised spend"),
+            ("change", "Change"),
+            ("change_pct", "Change %"),
+            ("current_share", "Share now"),
+            ("optimised_share", "Share opt."),
+            ("current_response", f"{target.capitalize()} now"),
+            ("optimised_response", f"{target.capitalize()} opt."),
+            ("optimised_response_hdi_low", "94% HDI low"),
+            ("optimised_response_hdi_high", "94% HDI high"),
+            ("constraint", "Constraint"),
+        ),
+        tuple(rows),
+    )
+
+
+def scenario_table(scenarios: pd.DataFrame, target: Target) -> Table:
+    """The optimised outcome at each alternative total budget."""
+    units = units_kind(target)
+    rows = tuple(
+        {
+            "budget": num(r.budget, "money"),
+            "optimised_response_mean": num(r.optimised_response_mean, units),
+            "optimised_response_hdi_low": num(r.optimised_response_hdi_low, units),
+            "optimised_response_hdi_high": num(r.optimised_response_hdi_high, units),
+            "uplift_mean": num(r.uplift_mean, units, signed=True),
+            "p_uplift_positive": num(r.p_uplift_positive, "percent"),
+            "marginal_return": num(r.marginal_return, "ratio"),
+            "winner": bool(r.winner),
+        }
+        for r in scenarios.itertuples(index=False)
+    )
+    return Table(
+        "scenarios",
+        "Budget scenarios",
+        _columns(
+            ("budget", "Total budget"),
+            ("optimised_response_mean", f"Expected {target}"),
+            ("optimised_response_hdi_low", "94% HDI low"),
+            ("optimised_response_hdi_high", "94% HDI high"),
+            ("uplift_mean", "Uplift vs current plan"),
+            ("p_uplift_positive", "P(uplift > 0)"),
+            ("marginal_return", "Marginal return"),
+            ("winner", "Best"),
+        ),
+        rows,
+    )
+
+
+def _diagnostic_specs(target: Target) -> tuple[tuple[str, str, Kind, str], ...]:
+    return (
+        (
+            "max_r_hat",
+            "R-hat (max)",
+            "fixed3",
+            "Chains agree when close to 1.00 (default gate 1.01)",
+        ),
+        ("min_ess_bulk", "ESS bulk (min)", "integer", "Independent draws behind the means"),
+        ("min_ess_tail", "ESS tail (min)", "integer", "Independent draws behind interval ends"),
+        ("divergences", "Divergent transitions", "integer", "Should be 0; any questions the fit"),
+        ("elpd_loo", "ELPD-LOO", "fixed1", "Leave-one-out predictive fit; higher is better"),
+        ("elpd_loo_se", "ELPD-LOO standard error", "fixed1", "Uncertainty of ELPD-LOO"),
+        ("r2", "In-sample R²", "fixed3", "Share of weekly variation the model explains"),
+        ("mape", "In-sample MAPE", "percent", "Mean absolute percentage error, fitted weeks"),
+        ("holdout_crps", "Hold-out CRPS", "ratio", f"Forecast error in {target}; lower is better"),
+        (
+            "holdout_mape",
+            "Hold-out MAPE",
+            "percent",
+            "Mean absolute percentage error, unseen weeks",
+        ),
+    )
+
+
+def diagnostics_table(diagnostics: Mapping[str, float | bool | None], target: Target) -> Table:
+    """Convergence and fit checks, one row each; absent checks show as missing."""
+    specs = _diagnostic_specs(target)
+    rows = tuple(
+        {"check": label, "value": num(diagnostics.get(key), kind), "guide": guide}
+        for key, label, kind, guide in specs
+    )
+    return Table(
+        "diagnostics",
+        "Model diagnostics",
+        _columns(("check", "Check"), ("value", "Value"), ("guide", "How to read it")),
+        rows,
+        tuple(key for key, *_ in specs),
+    )
+
+
+def roas_table(roas: pd.DataFrame, target: Target) -> Table:
+    """Return on ad spend per channel (target units per unit of money)."""
+    rows = tuple(
+        {
+            "channel": str(r.channel),
+            "mean": num(r.mean, "ratio"),
+            "hdi_low": num(r.hdi_low, "ratio"),
+            "hdi_high": num(r.hdi_high, "ratio"),
+        }
+        for r in roas.itertuples(index=False)
+    )
+    unit = "Revenue" if target == "revenue" else "Conversions"
+    return Table(
+        "roas",
+        "Return on ad spend",
+        _columns(
+            ("channel", "Channel"),
+            ("mean", f"{unit} per unit of spend"),
+            ("hdi_low", "94% HDI low"),
+            ("hdi_high", "94% HDI high"),
+        ),
+        rows,
+    )
+
+
+@dataclass(frozen=True)
+class ReportTables:
+    """All tables of one report, in the order the HTML shows them."""
+
+    headline: Table
+    allocation: Table
+    scenarios: Table
+    diagnostics: Table
+    roas: Table
+
+    @property
+    def all(self) -> tuple[Table, ...]:
+        return (self.headline, self.allocation, self.scenarios, self.diagnostics, self.roas)
+
+
+def build_tables(data: ReportData) -> ReportTables:
+    """Every table of the report from its data."""
+    headline = headline_figures(
+        data.current_outcome_draws, data.uplift_draws, data.attributable_share
+    )
+    return ReportTables(
+        headline=headline_table(headline, data.target),
+        allocation=allocation_table(data.allocation, data.target),
+        scenarios=scenario_table(data.scenarios, data.target),
+        diagnostics=diagnostics_table(data.diagnostics, data.target),
+        roas=roas_table(data.roas, data.target),
+    )
+
+
+# --- running text -------------------------------------------------------------------------
+
+
+def _money(x: float, currency: str) -> str:
+    return display(num(x, "money"), currency)
+
+
+def _name_list(changes: pd.Series, currency: str, limit: int = 3) -> str:
+    """'a (+€1,000), b (+€500) and 2 more', largest moves first."""
+    ordered = changes.reindex(changes.abs().sort_values(ascending=False).index)
+    parts = [
+        f"{name} ({display(num(value, 'money', signed=True), currency)})"
+        for name, value in ordered.iloc[:limit].items()
+    ]
+    if len(ordered) > limit:
+        parts.append(f"{len(ordered) - limit} more")
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _shift_sentence(change: pd.Series, budget: float, horizon_weeks: int, currency: str) -> str:
+    """Where the money goes: 'Move X (y% of the budget) from a, b to c'."""
+    gains, cuts = change[change >= 0.5], change[change <= -0.5]
+    moved = max(float(gains.sum()), -float(cuts.sum()))
+    if moved < 0.005 * budget:
+        return (
+            "The current plan is already close to the optimum: less than 0.5% of the budget moves."
+        )
+    share = display(num(moved / budget, "percent"))
+    amount = f"{_money(moved, currency)} ({share} of the {horizon_weeks}-week budget)"
+    if cuts.empty:
+        return f"Add {amount} to {_name_list(gains, currency)}."
+    if gains.empty:
+        return f"Cut {amount} from {_name_list(cuts, currency)}."
+    return f"Move {amount} from {_name_list(cuts, currency)} to {_name_list(gains, currency)}."
+
+
+def recommendation_text(allocation: pd.DataFrame, horizon_weeks: int, currency: str) -> str:
+    """The recommended shift in a sentence or two, for the executive summary."""
+    change = pd.Series(
+        (allocation["optimised_spend"] - allocation["current_spend"]).to_numpy(),
+        index=allocation["channel"].astype(str),
+    )
+    current_total = float(allocation["current_spend"].sum())
+    optimised_total = float(allocation["optimised_spend"].sum())
+    sentences = [_shift_sentence(change, current_total, horizon_weeks, currency)]
+    if abs(optimised_total - current_total) >= 0.5:
+        sentences.append(
+            f"The optimised plan spends {_money(optimised_total, currency)} in total, against "
+            f"{_money(current_total, currency)} in the current plan."
+        )
+    held = [
+        f"{row.channel} ({constraint_text(row.bound_hit, bool(row.locked))})"
+        for row in allocation.itertuples(index=False)
+        if constraint_text(row.bound_hit, bool(row.locked))
+    ]
+    if held:
+        sentences.append("Held by constraints: " + ", ".join(held) + ".")
+    return " ".join(sentences)
+
+
+def share_text(attributable_share: float) -> str:
+    """The configured share as given (an input, so shown unrounded): 0.05 -> '5%'."""
+    return f"{attributable_share * 100:.6g}%"
+
+
+def scope_note(attributable_share: float) -> str:
+    """How the business claim is scoped, next to the number."""
+    if attributable_share >= 1:
+        return "of total sales: the journey data sees all sales."
+    share, rest = share_text(attributable_share), share_text(1 - attributable_share)
+    return (
+        f"of total sales: the modelled improvement applied to the {share} of sales the journey "
+        f"data sees, assuming that share responds as modelled and the other {rest} is unchanged."
+    )
+
+
+def scope_statements(data: ReportData) -> list[str]:
+    """Plain-language limits of the figures, then the project's own assumptions."""
+    share = share_text(data.attributable_share)
+    statements = [
+        "Observational data: effects are inferred from how spend and sales moved together in "
+        "the past, not from a controlled experiment. Anything that moved with spend but is not "
+        "in the data (pricing, competitors, distribution) can be mistaken for a media effect.",
+        f"Attributable share: the journey data sees about {share} of sales. Every projection "
+        f"applies to that share only; the change in total sales is the modelled relative change "
+        f"times {share}, and the rest of sales is assumed not to respond to the shift.",
+        "Steady-state response: the curves describe the lasting effect of holding a weekly "
+        "spend level. Because of carry-over, a new plan takes several weeks to reach it, so the "
+        "first weeks fall short of the projection.",
+        f"Planning horizon: money and response figures are totals over {data.horizon_weeks} "
+        f"weeks of constant weekly spend, learned from {data.n_weeks} weeks of data "
+        f"({data.window_start} to {data.window_end}). Seasonality and trends after the data "
+        "window are not projected.",
+        "What the model cannot see: sales outside the journey data, creative and targeting "
+        "quality, and spend levels far outside those observed, where the curves extrapolate.",
+        "Uncertainty: ranges are 94% highest-density credible intervals of the posterior and "
+        "P(> 0) is the share of posterior draws with a positive change; both assume the model "
+        "is right.",
+    ]
+    if not data.diagnostics.get("passed"):
+        statements.append(
+            "The model diagnostics did not pass: the figures are shown for inspection and should "
+            "not drive decisions until the fit is repaired."
+        )
+    return statements + [str(a) for a in data.assumptions]
