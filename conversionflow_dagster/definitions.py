@@ -14,6 +14,7 @@ from conversionflow_dagster import settings
 from conversionflow_dagster.assets.allocation import build_allocation_assets
 from conversionflow_dagster.assets.ingest import GROUP, build_ingest_assets
 from conversionflow_dagster.assets.model import build_export_assets, build_model_assets
+from conversionflow_dagster.assets.report import build_report_assets
 from conversionflow_dagster.automation import month_files_sensor, monthly_schedule
 from conversionflow_dagster.checks.rules import (
     build_allocation_checks,
@@ -45,6 +46,7 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
         *build_model_assets(monthly),
         *build_export_assets(monthly),
         *build_allocation_assets(monthly),
+        *build_report_assets(monthly),
     ]
     ingest_job = dg.define_asset_job(
         "ingest_job",

@@ -101,6 +101,10 @@ class AllocationSpec:
             (_integer(self.population, 4), "population: expected an integer >= 4"),
             (_integer(self.generations, 1), "generations: expected an integer >= 1"),
             (_integer(self.referee_starts, 0), "referee_starts: expected an integer >= 0"),
+            (
+                _integer(self.seed, 0) and self.seed < 2**32,
+                "seed: expected an integer in [0, 2**32)",
+            ),
             (_finite(self.tolerance) and self.tolerance >= 0, "tolerance: expected >= 0"),
         ]
         for ok, problem in checks:
@@ -328,6 +332,21 @@ class _Problem:
     def repair(self, shares: np.ndarray) -> np.ndarray:
         return project_to_budget(shares, self.lower, self.upper, 1.0)
 
+    def horizon_response(self, shares: np.ndarray) -> np.ndarray:
+        """(C,) shares -> (D, C) response per draw and channel over the horizon."""
+        return self.horizon * self.model.response(self.weekly(shares))
+
+    def expected_response(self, shares: np.ndarray) -> float:
+        """Mean over draws of the total response over the horizon."""
+        return float(self.horizon * self.model.draw_totals(self.weekly(shares)).mean())
+
+    def marginal_return(self, shares: np.ndarray) -> float:
+        """Expected extra response per extra unit of budget: the best expected marginal among
+        channels that can still grow (at the optimum, the budget's Lagrange multiplier)."""
+        per_channel = self.model.marginal(self.weekly(shares)).mean(axis=0)  # (C,)
+        can_grow = shares < self.upper - AT_BOUND
+        return float(per_channel[can_grow].max()) if can_grow.any() else math.nan
+
 
 @dataclass(frozen=True)
 class _Operators:
@@ -346,7 +365,7 @@ class _Operators:
     def select(
         self, fitness: np.ndarray, n_parents: int, ga: pygad.GA
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Tournament selection, vectorised (pygad's own loops in Python)."""
+        """Tournament selection, vectorised (pygad's own runs a Python loop per parent)."""
         rng = ga.numpy_random_generator
         entrants = rng.randint(len(fitness), size=(n_parents, TOURNAMENT))
         winners = np.asarray(fitness)[entrants].argmax(axis=1)
@@ -377,12 +396,12 @@ def _random_plans(problem: _Problem, n: int, rng: np.random.Generator) -> np.nda
 def _genetic_search(problem: _Problem, spec: AllocationSpec, starts: np.ndarray) -> np.ndarray:
     """Best plan of a seeded GA whose first population holds ``starts`` and random plans."""
     rng = np.random.default_rng(spec.seed)
-    initial = np.vstack([starts, _random_plans(problem, spec.population, rng)])
+    initial = np.vstack([starts, _random_plans(problem, spec.population - len(starts), rng)])
     operators = _Operators(problem, spec.generations)
     ga = pygad.GA(
         num_generations=spec.generations,
         num_parents_mating=spec.population // 2,
-        initial_population=initial[: spec.population],
+        initial_population=initial,
         fitness_func=operators.fitness,
         fitness_batch_size=spec.population,
         parent_selection_type=operators.select,
@@ -450,7 +469,7 @@ class AllocationResult:
     referee_value: float
     gap: float  # (referee - GA) / |referee|: > 0 means the GA trailed the referee
     winner: str  # "ga", "ga+polish" or "referee"
-    marginal_return: float  # expected response per unit of the next unit of budget
+    marginal_return: float  # expected extra response per extra unit of budget
     runtime_s: float
 
     @property
@@ -503,13 +522,6 @@ def _json_float(x: float) -> float | None:
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
-
-
-def _budget_marginal(model: ResponseModel, weekly: np.ndarray, can_grow: np.ndarray) -> float:
-    """Where the next unit of money would go: the best expected marginal among channels that
-    can still grow (at the optimum, the Lagrange multiplier of the budget)."""
-    per_channel = model.marginal(weekly).mean(axis=0)  # (C,)
-    return float(per_channel[can_grow].max()) if can_grow.any() else math.nan
 
 
 def _problem(
@@ -566,11 +578,9 @@ def _result(
     referee_value: float,
     started: float,
 ) -> AllocationResult:
-    horizon = spec.horizon_weeks
     spend = plan * spec.budget
-    weekly = spend / horizon
-    current = horizon * problem.model.response(bounds.reference / horizon)  # (D, C)
-    optimised = horizon * problem.model.response(weekly)  # (D, C)
+    current = problem.horizon_response(bounds.reference / spec.budget)  # (D, C)
+    optimised = problem.horizon_response(plan)  # (D, C)
     slack = AT_BOUND * spec.budget
     at_lower = (spend <= bounds.lower + slack) & ~bounds.locked
     at_upper = (spend >= bounds.upper - slack) & ~bounds.locked
@@ -591,12 +601,12 @@ def _result(
             "optimised_response": optimised.mean(0),
             "optimised_response_hdi_low": optimised_hdi[:, 0],
             "optimised_response_hdi_high": optimised_hdi[:, 1],
-            "marginal_return": problem.model.marginal(weekly).mean(0),
+            "marginal_return": problem.model.marginal(problem.weekly(plan)).mean(0),
         }
     )
     return AllocationResult(
         budget=spec.budget,
-        horizon_weeks=horizon,
+        horizon_weeks=spec.horizon_weeks,
         objective=spec.objective,
         channels=channels,
         current_draws=current.sum(1),
@@ -606,9 +616,7 @@ def _result(
         referee_value=referee_value,
         gap=_shortfall(ga_value, referee_value),
         winner=winner,
-        marginal_return=_budget_marginal(
-            problem.model, weekly, (spend < bounds.upper - slack) & ~bounds.locked
-        ),
+        marginal_return=problem.marginal_return(plan),
         runtime_s=time.perf_counter() - started,
     )
 
@@ -661,19 +669,13 @@ def _scenario_row(result: AllocationResult) -> dict[str, Any]:
     }
 
 
-@_SERIAL_BLAS
-def response_curve(
+def _response_curve(
     export: ParameterExport,
     spec: AllocationSpec,
     budgets: np.ndarray,
-    models: tuple[ResponseModel, ResponseModel] | None = None,
+    model: ResponseModel,
+    fast: ResponseModel,
 ) -> pd.DataFrame:
-    """Optimised expected response and marginal return along a grid of budgets.
-
-    Cheap by design: one SLSQP run per budget, warm-started from the previous budget's shares.
-    Budgets that the explicit bounds make infeasible are left out.
-    """
-    model, fast = models or _models(export)
     rows, shares = [], None
     for budget in np.sort(np.asarray(budgets, dtype=float)):
         try:
@@ -682,20 +684,29 @@ def response_curve(
             continue
         start = bounds.reference / budget if shares is None else shares
         shares = _slsqp(problem, problem.repair(start))
-        weekly = problem.weekly(shares)
-        can_grow = (shares < problem.upper - AT_BOUND) & ~bounds.locked
         rows.append(
             {
                 "budget": float(budget),
-                "current_response": spec.horizon_weeks
-                * float(model.draw_totals(bounds.reference / spec.horizon_weeks).mean()),
-                "optimised_response": spec.horizon_weeks * float(model.draw_totals(weekly).mean()),
-                "marginal_return": _budget_marginal(model, weekly, can_grow),
+                "current_response": problem.expected_response(bounds.reference / budget),
+                "optimised_response": problem.expected_response(shares),
+                "marginal_return": problem.marginal_return(shares),
             }
         )
     return pd.DataFrame(
         rows, columns=["budget", "current_response", "optimised_response", "marginal_return"]
     )
+
+
+@_SERIAL_BLAS
+def response_curve(
+    export: ParameterExport, spec: AllocationSpec, budgets: Sequence[float]
+) -> pd.DataFrame:
+    """Optimised expected response and marginal return along a grid of budgets.
+
+    Cheap by design: one SLSQP run per budget, warm-started from the previous budget's shares.
+    Budgets that the explicit bounds make infeasible are left out.
+    """
+    return _response_curve(export, spec, np.asarray(budgets), *_models(export))
 
 
 @_SERIAL_BLAS
@@ -707,7 +718,7 @@ def allocate_scenarios(
 ) -> ScenarioResult:
     """Allocate each budget (GA + referee) and trace the response curve from half the smallest
     to 1.5 times the largest budget."""
-    if not budgets:
+    if len(budgets) == 0:
         raise AllocationError("budgets: expected at least one scenario budget")
     started = time.perf_counter()
     models = _models(export)
@@ -716,6 +727,6 @@ def allocate_scenarios(
     return ScenarioResult(
         results=results,
         table=pd.DataFrame([_scenario_row(r) for r in results]),
-        curve=response_curve(export, spec, grid, models),
+        curve=_response_curve(export, spec, grid, *models),
         runtime_s=time.perf_counter() - started,
     )

@@ -191,6 +191,7 @@ class OptimisationSection(_Strict):
 
 class ReportSection(_Strict):
     attributable_share: float = Field(0.05, gt=0, le=1)
+    currency: str = ""  # symbol shown before money amounts
     formats: list[Literal["html", "csv", "json"]] = ["html", "csv", "json"]
     output_dir: str = "storage/reports"
 

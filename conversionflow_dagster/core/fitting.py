@@ -153,9 +153,9 @@ def fit_mmm(
     timings["total_s"] = time.perf_counter() - started
     metrics = fit_metrics(target[:n_fit], predicted[..., :n_fit])
     if holdout_weeks:
-        holdout = fit_metrics(target[n_fit:], predicted[..., n_fit:])
-        metrics |= {"holdout_crps": crps(target[n_fit:], predicted[..., n_fit:])}
-        metrics |= {f"holdout_{k}": v for k, v in holdout.items() if k == "mape"}
+        observed, forecast = target[n_fit:], predicted[..., n_fit:]
+        metrics["holdout_crps"] = crps(observed, forecast)
+        metrics["holdout_mape"] = fit_metrics(observed, forecast)["mape"]
     return FitResult(idata, spec, scales, timings, metrics)
 
 

@@ -156,7 +156,9 @@ def _range_text(lower: float, closed: bool, upper: float | None, upper_closed: b
     return f"in {'[' if closed else '('}{lower:g}, {upper:g}{']' if upper_closed else ')'}"
 
 
-def _in_range(x, lower: float, closed: bool, upper: float | None, upper_closed: bool):
+def _in_range(
+    x: float | np.ndarray, lower: float, closed: bool, upper: float | None, upper_closed: bool
+) -> bool | np.ndarray:
     """Elementwise range test for a number or an array."""
     above = np.greater_equal(x, lower) if closed else np.greater(x, lower)
     if upper is None:

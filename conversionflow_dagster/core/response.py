@@ -60,10 +60,10 @@ def hill_slope(a: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
         return n / a / (1.0 + odds) / (1.0 + 1.0 / odds)
 
 
-# saturation type -> (curve, slope, export draw names of its parameters in call order)
-SATURATIONS: dict[str, tuple[Callable, Callable, tuple[str, ...]]] = {
-    "logistic": (logistic_saturation, logistic_slope, ("saturation_lam",)),
-    "hill": (hill_saturation, hill_slope, ("hill_k", "hill_n")),
+# saturation type -> (curve, slope), both called as f(a, *parameters)
+SATURATIONS: dict[str, tuple[Callable, Callable]] = {
+    "logistic": (logistic_saturation, logistic_slope),
+    "hill": (hill_saturation, hill_slope),
 }
 
 
@@ -96,7 +96,7 @@ class ResponseModel:
         )
 
     def astype(self, dtype: np.dtype | type) -> ResponseModel:
-        """The same model in another float type (float32 halves the GA's evaluation time)."""
+        """The same model in another float type (float32 evaluates about 3x faster)."""
         return ResponseModel(
             self.channels,
             self.saturation,
@@ -112,22 +112,23 @@ class ResponseModel:
     def n_channels(self) -> int:
         return self.gain.shape[0]
 
-    def _curve(self, weekly_spend: np.ndarray, which: int) -> np.ndarray:
-        """Saturation (which=0) or its slope (which=1) at (..., C) spend -> (..., C, D)."""
+    def _saturation(self, weekly_spend: np.ndarray, slope: bool = False) -> np.ndarray:
+        """Saturation, or its slope, at (..., C) weekly spend -> (..., C, D)."""
+        curve, derivative = SATURATIONS[self.saturation]
         x = np.asarray(weekly_spend, dtype=self.gain.dtype)[..., None]  # (..., C, 1)
-        return SATURATIONS[self.saturation][which](x, *self.params)
+        return (derivative if slope else curve)(x, *self.params)
 
     def response(self, weekly_spend: np.ndarray) -> np.ndarray:
         """Weekly response per draw and channel: (..., C) spend -> (..., D, C)."""
-        return np.swapaxes(self.gain * self._curve(weekly_spend, 0), -1, -2)
+        return np.swapaxes(self.gain * self._saturation(weekly_spend), -1, -2)
 
     def marginal(self, weekly_spend: np.ndarray) -> np.ndarray:
         """Extra weekly response per extra unit of weekly spend: (..., C) -> (..., D, C)."""
-        return np.swapaxes(self.gain * self._curve(weekly_spend, 1), -1, -2)
+        return np.swapaxes(self.gain * self._saturation(weekly_spend, slope=True), -1, -2)
 
     def draw_totals(self, weekly_spend: np.ndarray) -> np.ndarray:
         """Weekly response summed over channels, per draw: (..., C) -> (..., D)."""
-        return np.einsum("...cd,cd->...d", self._curve(weekly_spend, 0), self.gain)
+        return np.einsum("...cd,cd->...d", self._saturation(weekly_spend), self.gain)
 
 
 def weekly_response(

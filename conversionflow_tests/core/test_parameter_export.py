@@ -179,6 +179,26 @@ def test_failed_write_leaves_the_previous_file_intact(tmp_path, document):
     assert [p.name for p in tmp_path.iterdir()] == ["export.json"]  # no temporary left behind
 
 
+def test_write_interrupted_half_way_leaves_the_previous_file_intact(
+    tmp_path, document, monkeypatch
+):
+    path = write_export(document, tmp_path / "export.json")
+    before = path.read_bytes()
+
+    def disk_full(self, text, encoding=None):
+        with open(self, "w", encoding=encoding) as handle:
+            handle.write(text[: len(text) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    changed = broken(document, lambda d: d["channels"][0].update(current_weekly_spend=1.0))
+    with pytest.raises(OSError, match="No space left"):
+        write_export(changed, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["export.json"]
+
+
 def test_write_accepts_numpy_draws(tmp_path, document):
     doc = copy.deepcopy(document)
     doc["draws"] = {k: (np.array(v) if k != "n" else v) for k, v in doc["draws"].items()}
