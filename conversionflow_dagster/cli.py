@@ -49,35 +49,88 @@ def _sample_missing(root: Path) -> bool:
     return not (root / SAMPLE_DIR / "truth" / "parameters.json").is_file()
 
 
-def _fit_config(args: argparse.Namespace) -> dict:
-    """Run config of posterior_trace from the flags that were given."""
-    names = ("chains", "warmup", "draws", "likelihood", "seed")
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def asset_config(args: argparse.Namespace) -> dict[str, dict]:
+    """Run config per asset from the flags that were given (the original tool's flags)."""
+    fit = _given(args, ("chains", "warmup", "draws", "likelihood", "seed"))
+    if args.use_hurdle:
+        fit["likelihood"] = "hurdle_poisson"
+    allocation = _given(args, ("budget", "scenarios"))
+    report = _given(args, ("output", "formats"))
+    if "output" in report:
+        report["output_dir"] = report.pop("output")
+    config = {"posterior_trace": fit, "budget_allocation": allocation, "attribution_report": report}
+    return {asset: values for asset, values in config.items() if values}
+
+
+def latest_export_month(root: Path) -> str | None:
+    """The most recent month with a stored parameter export (what --stage2-only reuses)."""
+    exports = sorted((settings.storage_dir(root) / "assets" / "parameter_export").glob("*.json"))
+    return exports[-1].stem[:7] if exports else None
+
+
+def prepare_test_mode(root: Path) -> tuple[Path, Path]:
+    """A small generated project under storage/test_mode (its own data, assets and config)."""
+    import yaml
+
+    from conversionflow_dagster.core.synthetic import SyntheticSpec, simulate, write_sample
+
+    test_root = settings.storage_dir(root) / "test_mode"
+    data = test_root / SAMPLE_DIR
+    if not (data / "truth" / "parameters.json").is_file():
+        print("generating the test-mode data (104 weeks, 5 channels) ...", flush=True)
+        write_sample(simulate(SyntheticSpec(n_weeks=104, n_channels=5, seed=11)), data)
+    document = yaml.safe_load((settings.PACKAGE_ROOT / settings.DEFAULT_CONFIG).read_text())
+    document["project"]["name"] = "test mode"
+    document["project"]["partitions"] = {"start_month": "2023-01", "end_month": "2024-12"}
+    document["channels"] = dict(list(document["channels"].items())[:5])
+    document["model"].update({"window_weeks": 104, "warmup": 500, "draws": 500})
+    config = test_root / "configs" / "test_mode.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    return test_root, config
+
+
+def run_plan(args: argparse.Namespace, months: list[str], root: Path):
+    """Which runs the flags ask for."""
+    from conversionflow_dagster.runner import pipeline_plan
+
+    if args.stage2_only:
+        month = args.month_to or latest_export_month(root)
+        if month is None:
+            raise SystemExit("error: --stage2-only needs a stored parameter export; run stage 1")
+        return pipeline_plan([], fit_months=[month], ingest=False, stage1=False)
+    fit_months = {"none": [], "last": months[-1:], "all": months}[args.fit]
+    return pipeline_plan(months, fit_months=fit_months, stage2=not args.stage1_only)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Materialise the pipeline for a month range through the persistent instance."""
     import dagster as dg
 
+    from conversionflow_dagster.code_location import build_definitions
     from conversionflow_dagster.core.config import load_config
-    from conversionflow_dagster.definitions import build_definitions
-    from conversionflow_dagster.runner import execute_plan, pipeline_plan
+    from conversionflow_dagster.runner import execute_plan
 
     root = settings.project_root()
     settings.ensure_dagster_home(root)
-    if args.config:
-        os.environ["CONVERSIONFLOW_CONFIG"] = args.config
-    config_file = settings.config_path(root)
-    if args.sample and _sample_missing(root):
-        print("generating the sample data (first run only) ...", flush=True)
-        cmd_generate(_parser().parse_args(["generate"]))
+    if args.mode == "test":
+        root, config_file = prepare_test_mode(root)
+    else:
+        if args.config:
+            os.environ["CONVERSIONFLOW_CONFIG"] = args.config
+        config_file = settings.config_path(root)
+        if args.sample and _sample_missing(root):
+            print("generating the sample data (first run only) ...", flush=True)
+            cmd_generate(_parser().parse_args(["generate"]))
     config = load_config(config_file)
     defs = build_definitions(root, config_file)
     first, last = config.month_range()
     months = _months(args.month_from or first, args.month_to or last)
-    fit_months = {"none": [], "last": months[-1:], "all": months}[args.fit]
-    plan = pipeline_plan(months, fit_months=fit_months)
-    fit = _fit_config(args)
+    plan = run_plan(args, months, root)
 
     def report(name: str, ok: bool, reasons: list[str]) -> None:
         print(f"  {name}: {'ok' if ok else 'FAILED'}", flush=True)
@@ -85,8 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"    {reason}", flush=True)
 
     print(
-        f"running {len(months)} month(s) {months[0]}..{months[-1]} with {config_file.name} "
-        f"(DAGSTER_HOME={os.environ['DAGSTER_HOME']})",
+        f"{len(plan)} run(s) with {config_file.name} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})",
         flush=True,
     )
     with dg.DagsterInstance.get() as instance:
@@ -94,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             defs,
             instance,
             plan,
-            asset_config={"posterior_trace": fit} if fit else None,
+            asset_config=asset_config(args),
             log_level=args.log_level,
             on_run=report,
         )
@@ -139,6 +191,22 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(command, cwd=root)
 
 
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        message = f"expected numbers separated by commas, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def _formats(text: str) -> list[str]:
+    formats = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(formats) - {"html", "csv", "json"})
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(f"formats are html, csv and json; got {text!r}")
+    return formats
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conversionflow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,15 +241,40 @@ def _parser() -> argparse.ArgumentParser:
         default="last",
         help="months to fit (and allocate) as of: the last, every one, or none",
     )
+    stages = run.add_mutually_exclusive_group()
+    stages.add_argument(
+        "--stage1-only", action="store_true", help="ingest, fit and export; no allocation or report"
+    )
+    stages.add_argument(
+        "--stage2-only",
+        action="store_true",
+        help="allocation and report from the stored export of --to (default: "
+        "the latest), without refitting",
+    )
+    run.add_argument(
+        "--mode",
+        choices=["normal", "test"],
+        default="normal",
+        help="test: a quick end-to-end run on small generated data under storage/test_mode",
+    )
     run.add_argument("--chains", type=int, help="MCMC chains (default: model.chains)")
     run.add_argument("--warmup", type=int, help="warm-up iterations per chain")
     run.add_argument("--draws", type=int, help="posterior draws per chain")
     run.add_argument(
         "--likelihood",
         choices=["poisson", "negbinomial", "normal", "hurdle_poisson"],
-        help="observation model (hurdle_poisson for zero-inflated series)",
+        help="observation model",
+    )
+    run.add_argument(
+        "--use-hurdle",
+        action="store_true",
+        help="hurdle Poisson likelihood, for zero-inflated series",
     )
     run.add_argument("--seed", type=int, help="sampler seed")
+    run.add_argument("--budget", type=float, help="total budget over the planning horizon")
+    run.add_argument("--scenarios", type=_floats, help="scenario budgets, e.g. 2e6,2.5e6,5e6")
+    run.add_argument("--output", help="report folder (relative to the project root)")
+    run.add_argument("--formats", type=_formats, help="report formats, e.g. csv,json,html")
     run.add_argument(
         "--log-level",
         default="WARNING",

@@ -1,6 +1,7 @@
 """Shared fixtures: a small generated project on disk, and a real Dagster instance."""
 
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import yaml
 from conversionflow_dagster.core.synthetic import SyntheticSpec, simulate, write_sample
 
 REPO = Path(__file__).resolve().parents[1]
+# Dagster instances made by tests must not try to report usage anywhere.
+os.environ["DAGSTER_DISABLE_TELEMETRY"] = "yes"
 # 22 weeks from 2023-01-02: months January..May are fully covered (the last week runs into June).
 SMALL_SPEC = SyntheticSpec(n_weeks=22, n_channels=7, seed=7, start=dt.date(2023, 1, 2))
 SMALL_MONTHS = ["2023-01", "2023-02", "2023-03", "2023-04", "2023-05"]

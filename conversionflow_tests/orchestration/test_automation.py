@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from conversionflow_dagster.definitions import build_definitions
+from conversionflow_dagster.code_location import build_definitions
 from conversionflow_tests.conftest import SMALL_MONTHS
 
 

@@ -17,7 +17,7 @@ FIT = """
 import sys
 from pathlib import Path
 import dagster as dg
-from conversionflow_dagster.definitions import build_definitions
+from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
 root, draws = Path(sys.argv[1]), int(sys.argv[2])
 defs = build_definitions(root, root / "configs" / "test.yaml")
@@ -36,8 +36,8 @@ def fit(project, draws: int, **popen):
 
 
 def test_sigkill_mid_sampling_keeps_the_previous_trace(project):
+    from conversionflow_dagster.code_location import build_definitions
     from conversionflow_dagster.core.fitting import load_trace
-    from conversionflow_dagster.definitions import build_definitions
     from conversionflow_dagster.runner import execute_plan, pipeline_plan
 
     home = project / "dagster_home"

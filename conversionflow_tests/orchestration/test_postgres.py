@@ -107,7 +107,7 @@ RUN_ONE_MONTH = """
 import sys
 import dagster as dg
 from pathlib import Path
-from conversionflow_dagster.definitions import build_definitions
+from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
 root = Path(sys.argv[1])
 defs = build_definitions(root, root / "configs" / "test.yaml")

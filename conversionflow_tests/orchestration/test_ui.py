@@ -168,7 +168,7 @@ def test_asset_graph_in_a_real_browser(dagster_dev, project):
     """Headless Chromium opens the lineage page and sees every asset of the code location."""
     from playwright.sync_api import sync_playwright
 
-    from conversionflow_dagster.definitions import build_definitions
+    from conversionflow_dagster.code_location import build_definitions
 
     executable = chromium_path()
     if executable is None:
