@@ -1,5 +1,6 @@
 """The UI path end to end: `dagster dev` on a free loopback port, launches through GraphQL."""
 
+import contextlib
 import json
 import os
 import socket
@@ -164,6 +165,28 @@ BROWSER_ARGS = [
 ]
 
 
+def dismiss_first_visit_dialog(page) -> None:
+    """A fresh instance greets the first visitor with a newsletter dialog."""
+    from playwright.sync_api import TimeoutError as NoDialog
+
+    with contextlib.suppress(NoDialog):  # an instance that has had a visitor shows none
+        page.get_by_role("button", name="Skip").click(timeout=10_000)
+
+
+def expand_all_groups(page) -> None:
+    """Open every collapsed group; a reload then fits the whole expanded graph on screen."""
+    collapsed = page.locator("[class*=collapsedGroupNodeBox]")
+    page.wait_for_timeout(3_000)
+    for _ in range(4):
+        if not collapsed.count():
+            break
+        while collapsed.count():
+            collapsed.first.click()
+            page.wait_for_timeout(800)
+        page.reload()
+        page.wait_for_timeout(4_000)
+
+
 def test_asset_graph_in_a_real_browser(dagster_dev, project):
     """Headless Chromium opens the lineage page and sees every asset of the code location."""
     from playwright.sync_api import sync_playwright
@@ -178,10 +201,10 @@ def test_asset_graph_in_a_real_browser(dagster_dev, project):
     shot = os.environ.get("CONVERSIONFLOW_SCREENSHOT") or str(project / "asset_graph.png")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 900})
+        page = browser.new_page(viewport={"width": 1700, "height": 900})
         page.goto(f"http://127.0.0.1:{dagster_dev}/asset-groups")
-        skip = page.get_by_role("button", name="Skip")  # first-visit newsletter dialog
-        skip.click(timeout=30_000)
+        dismiss_first_visit_dialog(page)
+        expand_all_groups(page)  # the lineage view starts with each group collapsed
         for name in expected:
             page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
         page.wait_for_timeout(1_000)

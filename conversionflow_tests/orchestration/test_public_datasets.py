@@ -1,0 +1,36 @@
+"""Stage 1 on the bundled public datasets: the gates pass and hold-out fit is reported."""
+
+import shutil
+
+import dagster as dg
+import pytest
+
+from conversionflow_dagster.code_location import build_definitions
+from conversionflow_dagster.runner import execute_plan, pipeline_plan
+from conversionflow_tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    ("config", "dataset", "month"),
+    [
+        ("meridian_national.yaml", "meridian", "2024-01"),
+        ("robyn_weekly.yaml", "robyn", "2019-10"),
+    ],
+)
+def test_stage1_passes_the_gates_with_holdout_metrics(tmp_path, instance, config, dataset, month):
+    shutil.copytree(REPO / "data/public" / dataset, tmp_path / "data/public" / dataset)
+    (tmp_path / "configs").mkdir()
+    shutil.copy(REPO / "configs" / config, tmp_path / "configs" / config)
+    defs = build_definitions(tmp_path, tmp_path / "configs" / config)
+    plan = pipeline_plan([], fit_months=[month], stage2=False)
+    summary = execute_plan(defs, instance, plan, log_level="WARNING")
+    assert summary.success, summary.failures()
+    [record] = instance.fetch_materializations(dg.AssetKey("posterior_trace"), limit=1).records
+    metadata = record.asset_materialization.metadata
+    assert metadata["holdout_crps"].value > 0
+    assert 0 < metadata["holdout_mape"].value < 0.5
+    assert metadata["max_r_hat"].value <= 1.01
+    assert metadata["divergences"].value == 0
+    assert (tmp_path / f"storage/assets/parameter_export/{month}-01.json").is_file()
