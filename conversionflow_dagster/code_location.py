@@ -27,14 +27,16 @@ from conversionflow_dagster.checks.rules import (
 )
 from conversionflow_dagster.core.config import load_config
 from conversionflow_dagster.executors import configured_executor
-from conversionflow_dagster.io_managers import (
-    ExportIOManager,
-    JSONIOManager,
-    ParquetIOManager,
-    TraceIOManager,
-)
+from conversionflow_dagster.io_managers import AssetFilesIOManager
 from conversionflow_dagster.partitions import monthly_partitions
 from conversionflow_dagster.resources import ProjectResource
+
+IO_MANAGERS = {
+    "parquet_io": "parquet",
+    "trace_io": "netcdf",
+    "export_io": "export",
+    "json_io": "json",
+}
 
 
 def pipeline_jobs() -> list:
@@ -88,6 +90,7 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
         [monthly_schedule(full_job, monthly)] if "raw_events" in names else [],
         [month_files_sensor(full_job, monthly)] if "raw_events" in names else [],
     )
+    assets_dir = str(settings.storage_dir(root) / "assets")
     return dg.Definitions(
         assets=assets,
         asset_checks=[
@@ -101,10 +104,9 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
         executor=configured_executor(),
         resources={
             "project": ProjectResource(root=str(root), config_path=str(config_file)),
-            "parquet_io": ParquetIOManager(base_dir=str(settings.storage_dir(root) / "assets")),
-            "trace_io": TraceIOManager(base_dir=str(settings.storage_dir(root) / "assets")),
-            "export_io": ExportIOManager(base_dir=str(settings.storage_dir(root) / "assets")),
-            "json_io": JSONIOManager(base_dir=str(settings.storage_dir(root) / "assets")),
+            **{
+                key: AssetFilesIOManager(base_dir=assets_dir, format=fmt)
+                for key, fmt in IO_MANAGERS.items()
+            },
         },
     )
-

@@ -82,37 +82,21 @@ class JSONDocumentIOManager(dg.UPathIOManager):
         return json.loads(path.read_text(encoding="utf-8"))
 
 
-class JSONIOManager(dg.ConfigurableIOManagerFactory):
-    """Stores JSON documents under ``base_dir`` (default ``storage/assets``)."""
+FORMATS = {
+    "parquet": ContractParquetIOManager,
+    "netcdf": NetCDFIOManager,
+    "export": ExportJSONIOManager,
+    "json": JSONDocumentIOManager,
+}
+
+
+class AssetFilesIOManager(dg.ConfigurableIOManagerFactory):
+    """Asset values as files under ``base_dir`` (``storage/assets``), in the named ``format``."""
 
     base_dir: str
+    format: str
 
-    def create_io_manager(self, context: dg.InitResourceContext) -> JSONDocumentIOManager:
-        return JSONDocumentIOManager(base_path=UPath(self.base_dir))
-
-
-class ExportIOManager(dg.ConfigurableIOManagerFactory):
-    """Stores parameter exports under ``base_dir`` (default ``storage/assets``)."""
-
-    base_dir: str
-
-    def create_io_manager(self, context: dg.InitResourceContext) -> ExportJSONIOManager:
-        return ExportJSONIOManager(base_path=UPath(self.base_dir))
-
-
-class TraceIOManager(dg.ConfigurableIOManagerFactory):
-    """Stores posterior traces under ``base_dir`` (default ``storage/assets``)."""
-
-    base_dir: str
-
-    def create_io_manager(self, context: dg.InitResourceContext) -> NetCDFIOManager:
-        return NetCDFIOManager(base_path=UPath(self.base_dir))
-
-
-class ParquetIOManager(dg.ConfigurableIOManagerFactory):
-    """Stores asset values under ``base_dir`` (default ``storage/assets``)."""
-
-    base_dir: str
-
-    def create_io_manager(self, context: dg.InitResourceContext) -> ContractParquetIOManager:
-        return ContractParquetIOManager(base_path=UPath(self.base_dir))
+    def create_io_manager(self, context: dg.InitResourceContext) -> dg.UPathIOManager:
+        if self.format not in FORMATS:
+            raise ValueError(f"format {self.format!r}: expected one of {sorted(FORMATS)}")
+        return FORMATS[self.format](base_path=UPath(self.base_dir))

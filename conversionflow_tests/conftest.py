@@ -3,6 +3,7 @@
 import datetime as dt
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +18,34 @@ os.environ["DAGSTER_DISABLE_TELEMETRY"] = "yes"
 # 22 weeks from 2023-01-02: months January..May are fully covered (the last week runs into June).
 SMALL_SPEC = SyntheticSpec(n_weeks=22, n_channels=7, seed=7, start=dt.date(2023, 1, 2))
 SMALL_MONTHS = ["2023-01", "2023-02", "2023-03", "2023-04", "2023-05"]
+
+
+CHROMIUM_ARGS = [  # headless, and no background traffic on a machine without a network
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_executable() -> str:
+    """Debian's chromium; the browser tests skip without it, except in CI where they fail."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide Debian's chromium (.ci/run installs it)")
+        pytest.skip("no chromium on this machine (Debian package 'chromium')")
+    return found
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

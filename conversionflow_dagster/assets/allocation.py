@@ -9,7 +9,7 @@ import dagster as dg
 from conversionflow_dagster.core.config import OptimisationSection
 from conversionflow_dagster.core.errors import ConversionflowError
 from conversionflow_dagster.partitions import month_of
-from conversionflow_dagster.resources import ProjectResource
+from conversionflow_dagster.resources import ProjectResource, with_overrides
 
 GROUP = "allocation"
 
@@ -24,10 +24,6 @@ class AllocationConfig(dg.Config):
     population: int | None = None
     generations: int | None = None
     seed: int | None = None
-
-    def apply(self, section: OptimisationSection) -> OptimisationSection:
-        overrides = {k: v for k, v in self.model_dump().items() if v is not None}
-        return OptimisationSection.model_validate({**section.model_dump(), **overrides})
 
 
 def allocation_spec(section: OptimisationSection):
@@ -71,7 +67,7 @@ def build_allocation_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsD
         """GA allocation (pygad) refereed by SLSQP, for every scenario budget."""
         from conversionflow_dagster.core.allocation import allocate_scenarios
 
-        section = config.apply(project.config().optimisation)
+        section = with_overrides(project.config().optimisation, config)
         budgets = scenario_budgets(section)
         try:
             result = allocate_scenarios(parameter_export, allocation_spec(section), budgets)

@@ -12,7 +12,7 @@ from conversionflow_dagster.core.config import ModelSection
 from conversionflow_dagster.core.errors import ConversionflowError
 from conversionflow_dagster.core.panel import WeeklyPanel, panel_window
 from conversionflow_dagster.partitions import month_of
-from conversionflow_dagster.resources import ProjectResource
+from conversionflow_dagster.resources import ProjectResource, with_overrides
 
 GROUP = "model"
 CONTROL_PREFIX = "control__"
@@ -28,11 +28,6 @@ class FitConfig(dg.Config):
     seed: int | None = None
     window_weeks: int | None = None
     holdout_weeks: int | None = None
-
-    def apply(self, model: ModelSection) -> ModelSection:
-        """The YAML model section with every override that was given."""
-        overrides = {k: v for k, v in self.model_dump().items() if v is not None}
-        return ModelSection.model_validate({**model.model_dump(), **overrides})
 
 
 def fit_panel(panel: WeeklyPanel, model: ModelSection, progress, cache_dir: str):
@@ -91,7 +86,7 @@ def build_model_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsDefini
         """NUTS posterior of the marketing-mix model, fitted as of the partition's month."""
         from conversionflow_dagster.core.diagnostics import convergence_report
 
-        model = config.apply(project.config().model)
+        model = with_overrides(project.config().model, config)
         month = month_of(context.partition_key)
 
         def progress(done: int, total: int, phase: str) -> None:

@@ -6,10 +6,8 @@ import csv
 import dataclasses
 import io
 import json
-import os
 import time
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,21 +23,12 @@ from conversionflow_dagster.core.report_data import (
     summarise,
 )
 from conversionflow_dagster.core.report_plots import plot_label
+from conversionflow_tests.conftest import CHROMIUM_ARGS, chromium_executable
 from conversionflow_tests.core.report_fixtures import CHANNELS, build_report_data
 
 SCRIPT_CHANNEL = "<script>alert(1)</script>"
 IMG_FILE = "<img src=x onerror=alert(2)>"
 HOSTILE_CHANNELS = (*CHANNELS[:2], SCRIPT_CHANNEL, "tv $x$ promo", "_internal", CHANNELS[-1])
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 HEADLINE_IDS = {
     "headline-raw-improvement": ("raw_improvement", "mean"),
     "headline-raw-low": ("raw_improvement", "hdi_low"),
@@ -397,22 +386,15 @@ def test_a_failing_render_leaves_the_previous_report_intact(
 # --- in a browser -------------------------------------------------------------------------
 
 
-def _require_chromium() -> None:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is required in CI")
-        pytest.skip(f"{CHROMIUM} not installed")
-
-
 @pytest.mark.slow
 def test_report_in_headless_chromium(hostile, tmp_path):
-    _require_chromium()
+    executable = chromium_executable()
     sync_api = pytest.importorskip("playwright.sync_api")
     html_path = write_report(hostile, tmp_path, formats=("html",))["html"]
     expected = json.loads(report_json(hostile))["tables"]["headline"]
     dialogs = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -10,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from conversionflow_tests.conftest import REPO
+from conversionflow_tests.conftest import REPO, free_port
 
 DAGSTER = [sys.executable, "-m", "dagster"]
 INGEST_ASSETS = {"raw_events", "raw_spend", "weekly_panel"}
@@ -37,12 +36,6 @@ def test_definitions_validate(tmp_path, config):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "All code locations passed validation" in result.stderr + result.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def graphql(port: int, query: str) -> dict:

@@ -3,22 +3,15 @@ selected by configuration only."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import dagster as dg
 import pytest
 
-from conversionflow_tests.conftest import REPO
+from conversionflow_tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from conversionflow_tests.conftest import REPO, SMALL_MONTHS
+from conversionflow_tests.conftest import REPO, SMALL_MONTHS, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -23,12 +22,6 @@ def postgres_bin() -> Path | None:
     if not found and os.environ.get("CI"):
         raise AssertionError("CI must provide Debian's postgresql (.ci/run installs it)")
     return Path(found[-1]).parent if found else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def as_server_user(command: list[str]) -> list[str]:
@@ -124,12 +117,13 @@ def test_concurrent_month_runs_lose_no_events(project, postgres):
     shutil.copy(REPO / "storage/postgres/dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, **postgres, "DAGSTER_HOME": str(home)}
     # once per deployment: create the schema (concurrent first runs would race to create it)
-    subprocess.run(
+    migrate = subprocess.run(
         [sys.executable, "-m", "dagster", "instance", "migrate"],
         env=env,
-        check=True,
         capture_output=True,
+        text=True,
     )
+    assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
     runs = [
         subprocess.Popen(
             [sys.executable, "-c", RUN_ONE_MONTH, str(project), month],

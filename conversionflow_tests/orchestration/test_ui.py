@@ -3,7 +3,6 @@
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conversionflow_tests.conftest import REPO
+from conversionflow_tests.conftest import CHROMIUM_ARGS, REPO, chromium_executable, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -36,12 +35,6 @@ query Mats($key: AssetKeyInput!, $partitions: [String!]) {
     } }
   }
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def graphql(port: int, query: str, variables: dict | None = None) -> dict:
@@ -145,26 +138,6 @@ def test_launch_one_month_of_one_asset_like_the_ui(dagster_dev, project):
     assert not (project / "storage/assets/raw_events/2023-01-01.parquet").exists()
 
 
-def chromium_path() -> str | None:
-    import shutil
-
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None and os.environ.get("CI"):
-        raise AssertionError("CI must provide Debian's chromium (.ci/run installs it)")
-    return found
-
-
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
 def dismiss_first_visit_dialog(page) -> None:
     """A fresh instance greets the first visitor with a newsletter dialog."""
     from playwright.sync_api import TimeoutError as NoDialog
@@ -193,14 +166,12 @@ def test_asset_graph_in_a_real_browser(dagster_dev, project):
 
     from conversionflow_dagster.code_location import build_definitions
 
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("no chromium on this machine (Debian package 'chromium')")
+    executable = chromium_executable()
     defs = build_definitions(project, project / "configs" / "test.yaml")
     expected = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     shot = os.environ.get("CONVERSIONFLOW_SCREENSHOT") or str(project / "asset_graph.png")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1700, "height": 900})
         page.goto(f"http://127.0.0.1:{dagster_dev}/asset-groups")
         dismiss_first_visit_dialog(page)
