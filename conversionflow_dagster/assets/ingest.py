@@ -64,66 +64,80 @@ def build_ingest_assets(
     return assets
 
 
-def _raw_events_asset(monthly: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def _read_events(project: ProjectResource, config: ProjectConfig, month: str) -> pd.DataFrame:
+    return read_month_events(project.path(config.sources.events.path), config.sources.events, month)
+
+
+def _describe_events(events: pd.DataFrame) -> dict:
+    return {
+        "conversions": int(events["conversion"].sum()),
+        "revenue": float(events["value"].sum()),
+        "touchpoints": int(events["touchpoint"].nunique()),
+    }
+
+
+def _read_spend(project: ProjectResource, config: ProjectConfig, month: str) -> pd.DataFrame:
+    return read_month_spend(project.path(config.sources.spend.path), config, month)
+
+
+def _describe_spend(spend: pd.DataFrame) -> dict:
+    return {
+        "total_spend": float(spend["spend"].sum()),
+        "channels": int(spend["channel"].nunique()),
+    }
+
+
+def _monthly_source_asset(
+    name: str, description: str, read, describe, monthly: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    """A monthly raw asset: read one month of a source file into its contract."""
+
     @dg.asset(
-        name="raw_events",
+        name=name,
+        description=description,
         partitions_def=monthly,
         group_name=GROUP,
         io_manager_key="parquet_io",
         retry_policy=IO_RETRY,
         kinds={"pandas", "parquet"},
     )
-    def raw_events(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.Output:
-        """One month of the customer-journey event log, parsed into the events contract."""
-        config = project.config()
+    def _asset(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.Output:
         month = month_of(context.partition_key)
         try:
-            path = project.path(config.sources.events.path)
-            events = read_month_events(path, config.sources.events, month)
+            frame = read(project, project.config(), month)
         except ConversionflowError as error:
             raise input_failure(error) from error
+        sources = sorted(str(f) for f in frame["source_file"].unique())
         return dg.Output(
-            events,
+            frame,
             metadata={
-                "dagster/row_count": len(events),
-                "conversions": int(events["conversion"].sum()),
-                "revenue": float(events["value"].sum()),
-                "touchpoints": int(events["touchpoint"].nunique()),
-                "source_file": str(path).replace("{month}", month),
+                "dagster/row_count": len(frame),
+                "source_files": ", ".join(sources),
+                **describe(frame),
             },
         )
 
-    return raw_events
+    return _asset
+
+
+def _raw_events_asset(monthly: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    return _monthly_source_asset(
+        "raw_events",
+        "One month of the customer-journey event log, parsed into the events contract.",
+        _read_events,
+        _describe_events,
+        monthly,
+    )
 
 
 def _raw_spend_asset(monthly: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(
-        name="raw_spend",
-        partitions_def=monthly,
-        group_name=GROUP,
-        io_manager_key="parquet_io",
-        retry_policy=IO_RETRY,
-        kinds={"pandas", "parquet"},
+    return _monthly_source_asset(
+        "raw_spend",
+        "One month of the spend feed, long format, one row per date and channel.",
+        _read_spend,
+        _describe_spend,
+        monthly,
     )
-    def raw_spend(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.Output:
-        """One month of the spend feed, long format, one row per date and channel."""
-        config = project.config()
-        month = month_of(context.partition_key)
-        try:
-            spend = read_month_spend(project.path(config.sources.spend.path), config, month)
-        except ConversionflowError as error:
-            raise input_failure(error) from error
-        by_channel = spend.groupby("channel", observed=True)["spend"].sum()
-        return dg.Output(
-            spend,
-            metadata={
-                "dagster/row_count": len(spend),
-                "total_spend": float(spend["spend"].sum()),
-                "channels": int(by_channel.size),
-            },
-        )
-
-    return raw_spend
 
 
 def _events_panel_asset(has_feed: bool) -> dg.AssetsDefinition:
