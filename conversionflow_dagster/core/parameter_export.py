@@ -46,7 +46,7 @@ PARAMETER_RANGES: dict[str, tuple[float, bool, float | None, bool]] = {
 }
 REQUIRED_SUMMARY = ("mean", "sd", "hdi_3%", "hdi_97%")
 OPTIONAL_SUMMARY = ("r_hat", "ess_bulk", "ess_tail")  # null when not computable (one chain)
-ROAS_FIELDS = ("mean", "hdi_3%", "hdi_97%")  # null when the channel has no current spend
+ROAS_FIELDS = ("mean", "hdi_3%", "hdi_97%")  # null when the channel had no spend in the window
 # A draws column whose median lies this far outside its channel's 94% HDI (as a share of the
 # HDI width, plus an absolute allowance for rounded summaries) belongs to another channel.
 ORDER_SLACK_WIDTH = 0.5
