@@ -279,7 +279,7 @@ def test_ui_binds_to_loopback_only(tmp_path):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300  # dagster dev starts three processes
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
