@@ -181,8 +181,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "-m",
         "dagster",
         "dev",
-        "-w",
-        str(root / "workspace.yaml"),
+        # the module, not a workspace file: the project root may be any folder
+        "-m",
+        "conversionflow_dagster.definitions",
+        "-a",
+        "defs",
         "--host",
         args.host,
         "--port",
