@@ -78,7 +78,11 @@ def dask_cluster(project):
         for process in [*workers, scheduler]:
             process.terminate()
         for process in [*workers, scheduler]:
-            process.wait(timeout=60)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:  # a worker finishing its task ignores SIGTERM
+                process.kill()
+                process.wait(timeout=15)
 
 
 def test_one_month_runs_on_the_dask_workers(dask_cluster, project):
