@@ -242,23 +242,24 @@ def _step_stats(state) -> dict[str, jax.Array]:
     }
 
 
-def _batched(samples: dict[str, np.ndarray], fn: Callable) -> np.ndarray:
-    """Apply ``fn`` to flat batches of (chain, draw) samples; reassemble as (chain, draw, ...)."""
+def _batched(samples: dict[str, np.ndarray], fn: Callable):
+    """Apply ``fn`` to flat batches of (chain, draw) samples; reassemble as (chain, draw, ...).
+
+    ``fn`` may return an array or a dict of arrays (a pytree); the result has the same shape.
+    """
     chains, n_draws = next(iter(samples.values())).shape[:2]
     flat = {k: v.reshape(chains * n_draws, *v.shape[2:]) for k, v in samples.items()}
     out = [
-        np.asarray(fn({k: v[i : i + BATCH_DRAWS] for k, v in flat.items()}))
+        jax.tree.map(np.asarray, fn({k: v[i : i + BATCH_DRAWS] for k, v in flat.items()}))
         for i in range(0, chains * n_draws, BATCH_DRAWS)
     ]
-    result = np.concatenate(out)
-    return result.reshape(chains, n_draws, *result.shape[1:])
+    result = jax.tree.map(lambda *parts: np.concatenate(parts), *out)
+    return jax.tree.map(lambda r: r.reshape(chains, n_draws, *r.shape[1:]), result)
 
 
 def _constrain(postprocess: Callable, z: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Unconstrained draws -> constrained sample sites plus deterministic ``beta``."""
-    to_constrained = jax.jit(jax.vmap(postprocess))
-    names = list(to_constrained(jax.tree.map(lambda v: v[0, :1], z)))
-    return {n: _batched(z, lambda b, n=n: to_constrained(b)[n]) for n in names}
+    return _batched(z, jax.jit(jax.vmap(postprocess)))
 
 
 def _predict(model, posterior, inputs: ModelInputs, key: jax.Array) -> np.ndarray:
