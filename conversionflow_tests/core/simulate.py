@@ -107,3 +107,21 @@ def simulate_panel(
         contributions=contributions,
         mu=mu,
     )
+
+
+def model_inputs(panel: Panel, spec):
+    """The scaled model inputs of ``panel``, with scales derived from it as a fit would."""
+    from conversionflow_dagster.core.model import Scales, prepare_inputs
+
+    scales = Scales.from_data(
+        panel.spend, panel.target, panel.controls, panel.channel_names, panel.control_names
+    )
+    return prepare_inputs(
+        panel.spend,
+        panel.controls,
+        panel.week_start,
+        spec,
+        scales,
+        panel.channel_names,
+        panel.control_names,
+    )

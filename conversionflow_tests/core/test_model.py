@@ -16,9 +16,8 @@ from conversionflow_dagster.core.model import (
     hill_saturation,
     logistic_saturation,
     mmm,
-    prepare_inputs,
 )
-from conversionflow_tests.core.simulate import adstock_loop, simulate_panel
+from conversionflow_tests.core.simulate import adstock_loop, model_inputs, simulate_panel
 
 
 @pytest.mark.parametrize("normalize", [True, False])
@@ -117,18 +116,7 @@ def test_scales_from_data_and_reuse():
 def test_prior_override_changes_the_log_density():
     panel = simulate_panel(30, 2, seed=2)
     spec = ModelSpec()
-    scales = Scales.from_data(
-        panel.spend, panel.target, panel.controls, panel.channel_names, panel.control_names
-    )
-    inputs = prepare_inputs(
-        panel.spend,
-        panel.controls,
-        panel.week_start,
-        spec,
-        scales,
-        panel.channel_names,
-        panel.control_names,
-    )
+    inputs = model_inputs(panel, spec)
     params = {
         "adstock_decay": jnp.array([0.3, 0.6]),
         "saturation_lam": jnp.array([1.5, 2.0]),

@@ -16,8 +16,8 @@ import pytensor.tensor as pt
 import pytest
 from numpyro.infer.util import log_density
 
-from conversionflow_dagster.core.model import LIKELIHOODS, ModelSpec, Scales, mmm, prepare_inputs
-from conversionflow_tests.core.simulate import adstock_loop, simulate_panel
+from conversionflow_dagster.core.model import LIKELIHOODS, ModelSpec, mmm
+from conversionflow_tests.core.simulate import adstock_loop, model_inputs, simulate_panel
 
 MAX_LAG = 8
 
@@ -168,18 +168,7 @@ def test_numpyro_and_pymc_agree_on_the_log_density(likelihood, saturation):
     if likelihood == "hurdle_poisson":
         assert 0 < (panel.target == 0).sum() < len(panel.target)
     spec = ModelSpec(likelihood=likelihood, saturation=saturation)
-    scales = Scales.from_data(
-        panel.spend, panel.target, panel.controls, panel.channel_names, panel.control_names
-    )
-    inputs = prepare_inputs(
-        panel.spend,
-        panel.controls,
-        panel.week_start,
-        spec,
-        scales,
-        panel.channel_names,
-        panel.control_names,
-    )
+    inputs = model_inputs(panel, spec)
     rng = np.random.default_rng(4)
     sat = (
         {"saturation_lam": rng.uniform(0.8, 3.0, 3)}
