@@ -7,9 +7,14 @@ Each fit runs in a fresh process so import time, compile time and peak memory ar
 
 At the reference size (156 weeks x 7 channels) the same panels are also fitted with
 PyMC-Marketing's MMM (benchmarks/pymc_marketing_fit.py), installed on first use into its own
-virtual environment, benchmarks/.pymc-marketing-venv. The two fits alternate within each repeat,
-so both see the same machine load. ``--no-compare`` skips it; ``--compare-pymc-marketing``
+virtual environment, benchmarks/.pymc-marketing-venv. The fits alternate within each repeat,
+so all see the same machine load. ``--no-compare`` skips it; ``--compare-pymc-marketing``
 compares at every requested size.
+
+Each comparison is made twice: a cold first fit (nothing compiled yet) and a refit, which is
+what a monthly run or a backfill sees: the same model shapes were compiled before, and the
+persistent JAX compilation cache (the pipeline keeps it in ``storage/jax_cache``) holds them.
+For the refit both sides get such a cache, warmed by one untimed fit per size.
 """
 
 from __future__ import annotations
@@ -57,13 +62,15 @@ COMPARE_COLUMNS = (
 )
 
 
-def child(size: str, seed: int, chains: int, warmup: int, draws: int) -> dict:
+def child(
+    size: str, seed: int, chains: int, warmup: int, draws: int, cache_dir: str | None
+) -> dict:
     """One fit in this process; compile = init + lowering, sampling = warm-up + draws."""
     started = time.perf_counter()
     sys.path.insert(0, str(ROOT))
     from conversionflow_dagster.core.jax_setup import configure_jax, default_host_devices
 
-    configure_jax(default_host_devices(chains), None)
+    configure_jax(default_host_devices(chains), cache_dir)
     from conversionflow_dagster.core.diagnostics import convergence_report, evaluate
     from conversionflow_dagster.core.fitting import fit_mmm
     from conversionflow_dagster.core.model import ModelSpec
@@ -164,7 +171,20 @@ def write_panel(size: str, seed: int, path: Path) -> tuple[list[str], list[str]]
     return p.channel_names, p.control_names
 
 
-def pymc_marketing_run(python: Path, size: str, seed: int, args, workdir: Path) -> dict:
+def jax_cache_env(cache_dir: Path | None) -> dict[str, str]:
+    """Environment enabling JAX's persistent compilation cache for every compilation."""
+    if cache_dir is None:
+        return {}
+    return {
+        "JAX_COMPILATION_CACHE_DIR": str(cache_dir),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+    }
+
+
+def pymc_marketing_run(
+    python: Path, size: str, seed: int, args, workdir: Path, cache_dir: Path | None = None
+) -> dict:
     """One PyMC-Marketing fit of the (size, seed) panel in a fresh process."""
     panel = workdir / f"panel-{size}-{seed}.csv"
     channels, controls = write_panel(size, seed, panel)
@@ -173,10 +193,12 @@ def pymc_marketing_run(python: Path, size: str, seed: int, args, workdir: Path) 
     command += ["--chains", str(args.chains), "--warmup", str(args.warmup)]
     command += ["--draws", str(args.draws)]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    return {"size": size, **run_json(command, env)}
+    return {"size": size, **run_json(command, env | jax_cache_env(cache_dir))}
 
 
-def comparison_row(size: str, ours: list[dict], theirs: list[dict], version: str) -> dict:
+def comparison_row(
+    size: str, case: str, ours: list[dict], theirs: list[dict], version: str
+) -> dict:
     """Medians of both sides and the ratios of those medians."""
 
     def medians(runs: list[dict]) -> dict:
@@ -185,6 +207,7 @@ def comparison_row(size: str, ours: list[dict], theirs: list[dict], version: str
     mine, other = medians(ours), medians(theirs)
     return {
         "size": size,
+        "case": case,
         "repeats": len(theirs),
         "pymc_marketing_version": version,
         "ours": mine,
@@ -214,11 +237,16 @@ def main() -> None:
     )
     parser.add_argument("--no-compare", dest="compare", action="store_false")
     parser.add_argument("--pymc-marketing-venv", type=Path, default=PYMC_MARKETING_VENV)
+    parser.add_argument(
+        "--no-refit", dest="refit", action="store_false", help="skip the cached-refit case"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.seed, args.chains, args.warmup, args.draws)))
+        fit = child(args.child, args.seed, args.chains, args.warmup, args.draws, args.cache_dir)
+        print(json.dumps(fit))
         return
 
     compared = [
@@ -226,45 +254,60 @@ def main() -> None:
         for size in args.sizes
         if args.compare or (args.compare is None and size == REFERENCE_SIZE)
     ]
+    version = ""
     if compared:
         python, version = pymc_marketing_python(args.pymc_marketing_venv)
         print(f"pymc-marketing {version}", file=sys.stderr, flush=True)
+    cases = ("cold", "refit") if args.refit else ("cold",)
 
     rows, runs, comparisons = [], [], []
-    with tempfile.TemporaryDirectory() as workdir:
-        for size in args.sizes:
-            size_runs, their_runs = [], []
-            for seed in range(args.repeats):
-                command = [sys.executable, __file__, "--child", size, "--seed", str(seed)]
-                command += ["--chains", str(args.chains), "--warmup", str(args.warmup)]
-                command += ["--draws", str(args.draws)]
-                order = ["ours", "pymc-marketing"] if size in compared else ["ours"]
-                if seed % 2:  # alternate which goes first, so neither always follows the other
-                    order.reverse()
-                for name in order:
-                    if name == "ours":
-                        out = run_json(command)
-                        size_runs.append(out)
-                    else:
-                        out = pymc_marketing_run(python, size, seed, args, Path(workdir))
-                        their_runs.append(out)
-                    print(f"{size} seed {seed} {name}: {out}", file=sys.stderr, flush=True)
-            runs += size_runs
-            rows.append(median_row(size_runs))
-            if their_runs:
-                comparisons.append(comparison_row(size, size_runs, their_runs, version))
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
 
-    header = ["size", *(title for _, title, _ in COLUMNS)]
+        def ours(size: str, seed: int, cache: Path | None) -> dict:
+            command = [sys.executable, __file__, "--child", size, "--seed", str(seed)]
+            command += ["--chains", str(args.chains), "--warmup", str(args.warmup)]
+            command += ["--draws", str(args.draws)]
+            command += ["--cache-dir", str(cache)] if cache else []
+            return run_json(command)
+
+        def theirs(size: str, seed: int, cache: Path | None) -> dict:
+            return pymc_marketing_run(python, size, seed, args, workdir, cache)
+
+        for size in args.sizes:
+            sides = {"ours": ours, "pymc-marketing": theirs} if size in compared else {"ours": ours}
+            caches = {(side, "refit"): workdir / f"jax-cache-{side}-{size}" for side in sides}
+            if "refit" in cases:  # one untimed fit per side fills the compilation cache
+                for side, run in sides.items():
+                    run(size, args.repeats, caches[(side, "refit")])
+            collected: dict[tuple[str, str], list[dict]] = {}
+            for seed in range(args.repeats):
+                order = [(side, case) for case in cases for side in sides]
+                if seed % 2:  # alternate the order, so no fit always follows the same one
+                    order.reverse()
+                for side, case in order:
+                    out = {"case": case, **sides[side](size, seed, caches.get((side, case)))}
+                    collected.setdefault((side, case), []).append(out)
+                    print(f"{size} seed {seed} {side} {case}: {out}", file=sys.stderr, flush=True)
+            for case in cases:
+                mine = collected[("ours", case)]
+                runs += mine
+                rows.append({**median_row(mine), "case": case})
+                if ("pymc-marketing", case) in collected:
+                    other = collected[("pymc-marketing", case)]
+                    comparisons.append(comparison_row(size, case, mine, other, version))
+
+    header = ["size", "case", *(title for _, title, _ in COLUMNS)]
     print(" | ".join(header))
     for row in rows:
-        cells = [row["size"]]
+        cells = [row["size"], row["case"]]
         for key, _, fmt in COLUMNS:
             cells.append(
                 ("pass" if row[key] else "FAIL") if key == "passed" else f"{row[key]:{fmt}}"
             )
         print(" | ".join(cells))
     for c in comparisons:
-        print(f"\n{c['size']}: medians of {c['repeats']} repeats")
+        print(f"\n{c['size']} {c['case']}: medians of {c['repeats']} repeats")
         print(" | ".join(["model", *(title for _, title, _ in COMPARE_COLUMNS)]))
         for name, side in (("ours", "ours"), (f"pymc-marketing {version}", "pymc_marketing")):
             cells = [f"{c[side][key]:{fmt}}" for key, _, fmt in COMPARE_COLUMNS]

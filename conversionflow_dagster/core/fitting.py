@@ -24,6 +24,8 @@ import pandas as pd
 from numpyro.infer import NUTS, Predictive, log_likelihood
 
 from conversionflow_dagster.core.atomic import atomic_path
+from conversionflow_dagster.core.calibration import lift_observations
+from conversionflow_dagster.core.errors import ContractError
 from conversionflow_dagster.core.model import (
     ModelInputs,
     ModelSpec,
@@ -79,8 +81,15 @@ def fit_mmm(
     target_name: str = "conversions",
     target_accept_prob: float = 0.85,
     dense_mass: bool = True,
+    lift_tests: pd.DataFrame | None = None,
 ) -> FitResult:
-    """Fit on the first T - holdout_weeks weeks; same inputs and seed give identical draws."""
+    """Fit on the first T - holdout_weeks weeks; same inputs and seed give identical draws.
+
+    ``lift_tests`` (as from :func:`lift_tests.read_lift_tests`) calibrate the response curves:
+    the tests with a positive ``spend_change`` and a week in the fit window are observations
+    of the model (see :mod:`calibration`); which were used or skipped is in the trace's
+    ``lift_tests`` attribute.
+    """
     started = time.perf_counter()
     spend, target = np.asarray(spend, float), np.asarray(target, float)
     controls = np.asarray(controls, float).reshape(len(target), len(control_names))
@@ -89,6 +98,7 @@ def fit_mmm(
         raise ValueError("spend must be (T, C) and week_start (T,) for a target of length T")
     if not 0 <= holdout_weeks < n_weeks - 8:
         raise ValueError(f"holdout_weeks={holdout_weeks} leaves fewer than 8 weeks to fit")
+    _require_counts(target, week_start, spec)
     scales = scales or Scales.from_data(
         spend[:n_fit], target[:n_fit], controls[:n_fit], channel_names, control_names
     )
@@ -100,12 +110,17 @@ def fit_mmm(
         control_names=control_names,
         fit_weeks=n_fit,
     )
-    inputs = design(spend[:n_fit], controls[:n_fit], week_start[:n_fit])
+    lift = (
+        lift_observations(lift_tests, spend[:n_fit], week_start[:n_fit], channel_names)
+        if lift_tests is not None
+        else None
+    )
+    inputs = design(spend[:n_fit], controls[:n_fit], week_start[:n_fit], lift=lift)
     y = jnp.asarray(target[:n_fit], jnp.float32)
     model = partial(mmm, spec=spec)
     kernel = NUTS(
         model,
-        init_strategy=init_strategy(inputs),
+        init_strategy=init_strategy,
         dense_mass=dense_mass,
         target_accept_prob=target_accept_prob,
     )
@@ -114,12 +129,13 @@ def fit_mmm(
     )
 
     t0 = time.perf_counter()
-    posterior = _constrain(kernel.postprocess_fn((inputs,), {"y": y}), draws_out)
+    posterior = _constrain(kernel, draws_out, inputs, y)
+    del draws_out  # the unconstrained copy: from here the trace is held once
     full_inputs = design(spend, controls, week_start)
     predicted = _predict(
         model, posterior, full_inputs, jax.random.fold_in(jax.random.PRNGKey(seed), 1)
     )
-    loglik = _batched(posterior, lambda batch: log_likelihood(model, batch, inputs, y=y)["y"])
+    loglik = _log_likelihood(model, posterior, inputs, y)
     fourier = [f"{f}_{k}" for f in ("sin", "cos") for k in range(1, spec.fourier_order + 1)]
     idata = az.from_dict(
         posterior=posterior,
@@ -149,6 +165,8 @@ def fit_mmm(
     idata.posterior.attrs.update(
         trace_attrs(spec, scales, channel_names, control_names, target_name)
     )
+    if lift is not None:
+        idata.posterior.attrs["lift_tests"] = json.dumps(lift.summary(channel_names))
     timings["postprocess_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     metrics = fit_metrics(target[:n_fit], predicted[..., :n_fit])
@@ -157,6 +175,20 @@ def fit_mmm(
         metrics["holdout_crps"] = crps(observed, forecast)
         metrics["holdout_mape"] = fit_metrics(observed, forecast)["mape"]
     return FitResult(idata, spec, scales, timings, metrics)
+
+
+def _require_counts(target: np.ndarray, week_start: pd.DatetimeIndex, spec: ModelSpec) -> None:
+    """Count likelihoods need whole numbers; say which week is not, and what to do instead."""
+    if spec.likelihood == "normal":
+        return
+    fractional = np.flatnonzero(target % 1 != 0)
+    if fractional.size:
+        first = fractional[0]
+        raise ContractError(
+            f"likelihood {spec.likelihood!r} models counts, but the target is not a whole number "
+            f"in {fractional.size} week(s), first the week of {week_start[first].date()} "
+            f"({target[first]!r}); use likelihood 'normal' for a continuous target"
+        )
 
 
 def trace_attrs(
@@ -245,33 +277,59 @@ def _step_stats(state) -> dict[str, jax.Array]:
 def _batched(samples: dict[str, np.ndarray], fn: Callable):
     """Apply ``fn`` to flat batches of (chain, draw) samples; reassemble as (chain, draw, ...).
 
-    ``fn`` may return an array or a dict of arrays (a pytree); the result has the same shape.
+    Every batch has the same shape (the last is padded by repeating its final draw, and the
+    padding dropped from the result), so a jitted ``fn`` compiles once. ``fn(batch, index)``
+    may return an array or a dict of arrays (a pytree); the result has the same structure.
     """
     chains, n_draws = next(iter(samples.values())).shape[:2]
-    flat = {k: v.reshape(chains * n_draws, *v.shape[2:]) for k, v in samples.items()}
-    out = [
-        jax.tree.map(np.asarray, fn({k: v[i : i + BATCH_DRAWS] for k, v in flat.items()}))
-        for i in range(0, chains * n_draws, BATCH_DRAWS)
-    ]
+    total = chains * n_draws
+    size = min(BATCH_DRAWS, total)
+    flat = {k: v.reshape(total, *v.shape[2:]) for k, v in samples.items()}
+    out = []
+    for index, start in enumerate(range(0, total, size)):
+        rows = np.minimum(np.arange(start, start + size), total - 1)  # (size,) padded
+        batch = {k: v[rows] for k, v in flat.items()}
+        kept = min(size, total - start)
+        out.append(jax.tree.map(lambda r, n=kept: np.asarray(r)[:n], fn(batch, index)))
     result = jax.tree.map(lambda *parts: np.concatenate(parts), *out)
     return jax.tree.map(lambda r: r.reshape(chains, n_draws, *r.shape[1:]), result)
 
 
-def _constrain(postprocess: Callable, z: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Unconstrained draws -> constrained sample sites plus deterministic ``beta``."""
-    return _batched(z, jax.jit(jax.vmap(postprocess)))
+# The jitted functions below take data as arguments, never as closures: a closed-over array
+# becomes a constant of the compiled program, and a refit on new data would then miss the
+# persistent compilation cache.
+
+
+def _constrain(kernel: NUTS, z: dict[str, np.ndarray], inputs: ModelInputs, y: jax.Array):
+    """Unconstrained draws -> constrained sample sites plus the deterministic sites."""
+
+    @jax.jit
+    def constrain(batch, inputs, y):
+        return jax.vmap(kernel.postprocess_fn((inputs,), {"y": y}))(batch)
+
+    return _batched(z, lambda batch, _: constrain(batch, inputs, y))
 
 
 def _predict(model, posterior, inputs: ModelInputs, key: jax.Array) -> np.ndarray:
-    """Posterior predictive draws of the target (chain, draw, T), in batches of draws."""
+    """Posterior predictive draws of the target (chain, draw, T), in jitted batches of draws."""
     latent = {k: v for k, v in posterior.items() if k not in DERIVED_SITES}
-    counter = iter(range(1 << 30))
 
-    def batch(samples):
+    @jax.jit
+    def predict(samples, key, inputs):
         predictive = Predictive(model, posterior_samples=samples, return_sites=["y"])
-        return predictive(jax.random.fold_in(key, next(counter)), inputs)["y"]
+        return predictive(key, inputs)["y"]
 
-    return _batched(latent, batch)
+    return _batched(latent, lambda batch, i: predict(batch, jax.random.fold_in(key, i), inputs))
+
+
+def _log_likelihood(model, posterior, inputs: ModelInputs, y: jax.Array) -> np.ndarray:
+    """Pointwise log-likelihood of the observed weeks (chain, draw, T), for LOO."""
+
+    @jax.jit
+    def pointwise(samples, inputs, y):
+        return log_likelihood(model, samples, inputs, y=y, parallel=True)["y"]
+
+    return _batched(posterior, lambda batch, _: pointwise(batch, inputs, y))
 
 
 def fit_metrics(observed: np.ndarray, predicted: np.ndarray) -> dict[str, float]:

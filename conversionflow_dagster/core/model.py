@@ -18,7 +18,7 @@ the mean NUTS steps per draw from ~230 to ~19 with no divergences.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import NamedTuple
@@ -33,6 +33,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.util import promote_shapes, validate_sample
 from numpyro.infer import init_to_median
 
+from conversionflow_dagster.core.calibration import LiftObservations
 from conversionflow_dagster.core.errors import ConfigError
 
 LIKELIHOODS = ("poisson", "negbinomial", "normal", "hurdle_poisson")
@@ -42,6 +43,7 @@ SATURATIONS = ("logistic", "hill")
 RATE_SHARPNESS = 20.0
 # Weeks since a Monday epoch, so Fourier terms are tied to the calendar, not to the fit window.
 _EPOCH = pd.Timestamp("1970-01-05")
+INIT_VALUE = "init_value"  # key of a site's `infer` dict holding its starting value
 
 # Prior families are fixed per site; their parameters (NumPyro names) can be overridden.
 PRIOR_FAMILIES: dict[str, type[dist.Distribution]] = {
@@ -185,6 +187,13 @@ class ModelInputs(NamedTuple):
     window: jax.Array  # (T,) weights of the fit-window weeks (sum 1, zero elsewhere)
     spend_share: jax.Array  # (C,) share of each channel in the window's total spend
     target_scale: jax.Array  # () target scale, for the count rate
+    # Lift tests (see core/calibration.py), per test week; L = 0 without calibration.
+    # numpy defaults: building a jax array at import would start JAX before it is configured.
+    lift_channel: jax.Array = np.zeros((0,), np.int32)  # (L,) channel of each test
+    lift_spend: jax.Array = np.zeros((0,), np.float32)  # (L,) spend before the change / scale
+    lift_spend_change: jax.Array = np.zeros((0,), np.float32)  # (L,) extra spend / spend scale
+    lift: jax.Array = np.zeros((0,), np.float32)  # (L,) measured lift / target scale
+    lift_sd: jax.Array = np.zeros((0,), np.float32)  # (L,) its standard error / target scale
 
 
 def prepare_inputs(
@@ -196,8 +205,13 @@ def prepare_inputs(
     channel_names: Sequence[str],
     control_names: Sequence[str],
     fit_weeks: int | None = None,
+    lift: LiftObservations | None = None,
 ) -> ModelInputs:
-    """Scale raw arrays; the first ``fit_weeks`` weeks (default all) form the fit window."""
+    """Scale raw arrays; the first ``fit_weeks`` weeks (default all) form the fit window.
+
+    ``lift`` (raw units, see :func:`calibration.lift_observations`) adds lift-test
+    observations; they belong to the fit window, so pass them only for the fitted weeks.
+    """
     n_weeks = spend.shape[0]
     fit_weeks = n_weeks if fit_weeks is None else fit_weeks
     in_window = np.arange(n_weeks) < fit_weeks  # (T,)
@@ -205,6 +219,8 @@ def prepare_inputs(
     share = window_spend / window_spend.sum() if window_spend.sum() > 0 else window_spend
     weeks = (pd.DatetimeIndex(week_start) - _EPOCH) / pd.Timedelta(weeks=1)  # (T,)
     f32 = np.float32
+    lift = lift if lift is not None else LiftObservations.empty()
+    lift_spend_scale = scales.spend_vector(channel_names)[lift.channel_index]  # (L,)
     return ModelInputs(
         spend=jnp.asarray(spend / scales.spend_vector(channel_names), f32),
         controls=jnp.asarray(controls / scales.control_vector(control_names), f32),
@@ -213,6 +229,11 @@ def prepare_inputs(
         window=jnp.asarray(in_window / fit_weeks, f32),
         spend_share=jnp.asarray(np.maximum(share, 1e-3), f32),
         target_scale=jnp.asarray(scales.target, f32),
+        lift_channel=jnp.asarray(lift.channel_index, jnp.int32),
+        lift_spend=jnp.asarray(lift.spend / lift_spend_scale, f32),
+        lift_spend_change=jnp.asarray(lift.spend_change / lift_spend_scale, f32),
+        lift=jnp.asarray(lift.lift / scales.target, f32),
+        lift_sd=jnp.asarray(lift.lift_sd / scales.target, f32),
     )
 
 
@@ -266,6 +287,31 @@ def media_response(
     return saturation(
         geometric_adstock(u, decay, spec.max_lag, spec.normalize_adstock), params, spec.saturation
     )
+
+
+def lift_prediction(
+    beta: jax.Array,
+    decay: jax.Array,
+    params: Mapping[str, jax.Array],
+    inputs: ModelInputs,
+    spec: ModelSpec,
+) -> jax.Array:
+    """Predicted lift per week, beta_c (s_c(A (x + dx)) - s_c(A x)): (C,) params -> (L,).
+
+    Steady state of the adstock: constant weekly spend x has adstock A x, with A = 1 when the
+    weights are normalised and sum_l decay^l otherwise. The build-up in a test's first weeks
+    and the carry-over after it are ignored, as in PyMC-Marketing's lift-test calibration.
+    """
+    ch = inputs.lift_channel  # (L,)
+    lags = jnp.arange(spec.max_lag)  # (lags,)
+    gain = 1.0 if spec.normalize_adstock else (decay[ch][:, None] ** lags).sum(axis=1)  # (L,)
+    per_test = {p: v[ch] for p, v in params.items()}  # (L,) each
+
+    def s(a):  # (L,) adstock -> (L,) saturation, each test with its channel's parameters
+        return saturation(a[None, :], per_test, spec.saturation)[0]
+
+    x, dx = inputs.lift_spend, inputs.lift_spend_change  # (L,)
+    return beta[ch] * (s(gain * (x + dx)) - s(gain * x))
 
 
 def positive_rate(mu: jax.Array) -> jax.Array:
@@ -335,19 +381,22 @@ def observation(spec: ModelSpec, mu: jax.Array, target_scale: jax.Array) -> dist
     return HurdlePoisson(rate, shift)
 
 
-def init_strategy(inputs: ModelInputs) -> Callable:
-    """Prior medians, except the flat-measure coordinates: the level starts at the scaled
-    target's mean and each slope at a tenth of its channel's spend share."""
-    values = {"level": jnp.ones(()), "media_slope": 0.1 * inputs.spend_share}
-    return partial(_init_to_values_or_median, values=values)
+def init_to_model_value(site=None):
+    """Prior medians, except the flat-measure coordinates, which start where ``mmm`` says.
 
-
-def _init_to_values_or_median(site=None, values=None):
+    The level starts at the scaled target's mean and each slope at a tenth of its channel's
+    spend share. Those starting values travel in the sites' ``infer`` entry, computed from the
+    model's (traced) inputs, so no data is baked into the compiled program as a constant: a
+    refit on new data of the same shape reuses the persistent compilation cache.
+    """
     if site is None:  # NumPyro's protocol: a strategy called without a site returns itself
-        return partial(_init_to_values_or_median, values=values)
-    if site["type"] == "sample" and site["name"] in values:
-        return values[site["name"]]
+        return partial(init_to_model_value)
+    if site["type"] == "sample" and INIT_VALUE in site["infer"]:
+        return site["infer"][INIT_VALUE]
     return init_to_median(site, num_samples=15)
+
+
+init_strategy = partial(init_to_model_value)  # NumPyro inspects strategies as partials
 
 
 def mmm(inputs: ModelInputs, spec: ModelSpec, y: jax.Array | None = None) -> None:
@@ -365,9 +414,13 @@ def mmm(inputs: ModelInputs, spec: ModelSpec, y: jax.Array | None = None) -> Non
         decay = numpyro.sample("adstock_decay", _prior(spec, "adstock_decay"))  # (C,)
         sat = {p: numpyro.sample(p, _prior(spec, p)) for p in spec.saturation_params}  # (C,)
         slope = numpyro.sample(
-            "media_slope", dist.ImproperUniform(constraints.positive, (n_channels,), ())
+            "media_slope",
+            dist.ImproperUniform(constraints.positive, (n_channels,), ()),
+            infer={INIT_VALUE: 0.1 * inputs.spend_share},
         )  # (C,)
-    level = numpyro.sample("level", dist.ImproperUniform(constraints.real, (), ()))
+    level = numpyro.sample(
+        "level", dist.ImproperUniform(constraints.real, (), ()), infer={INIT_VALUE: jnp.ones(())}
+    )
 
     adstock = geometric_adstock(inputs.spend, decay, spec.max_lag, spec.normalize_adstock)
     # s(a) and a * s'(a), both (T, C)
@@ -396,6 +449,11 @@ def mmm(inputs: ModelInputs, spec: ModelSpec, y: jax.Array | None = None) -> Non
         with numpyro.plate("control", inputs.controls.shape[1]):
             control_coef = numpyro.sample("control_coef", _prior(spec, "control_coef"))  # (K,)
         mu = mu + inputs.controls @ control_coef
+
+    if inputs.lift.shape[0]:  # static: calibration by lift tests, when there are any
+        with numpyro.plate("lift_tests", inputs.lift.shape[0]):
+            predicted = lift_prediction(beta, decay, sat, inputs, spec)  # (L,)
+            numpyro.sample("lift_test", dist.Normal(predicted, inputs.lift_sd), obs=inputs.lift)
 
     likelihood = observation(spec, mu, inputs.target_scale)
     with numpyro.plate("week", n_weeks):

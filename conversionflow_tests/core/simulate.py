@@ -50,8 +50,13 @@ def simulate_panel(
     saturation: str = "logistic",
     baseline: float = 320.0,
     max_lag: int = 8,
+    steady_channels: tuple[int, ...] = (),
 ) -> Panel:
-    """Spend with waves, noise and a flighted (TV-like) channel; target from the contract model."""
+    """Spend with waves, noise and a flighted (TV-like) channel; target from the contract model.
+
+    ``steady_channels`` get a near-constant spend (their mean level, +-2% over the year), so the
+    data barely identify their response curves; the random stream is the same either way.
+    """
     rng = np.random.default_rng(seed)
     weeks = pd.date_range("2021-01-04", periods=n_weeks, freq="7D")
     t_years = np.arange(n_weeks) / 52.18
@@ -62,6 +67,8 @@ def simulate_panel(
     spend = mean_spend * wave * rng.lognormal(0.0, 0.3, (n_weeks, n_channels))
     flighted = np.arange(n_channels) % len(MEAN_SPEND) == 4
     spend[:, flighted] *= (rng.random((n_weeks, flighted.sum())) < 0.6) / 0.6
+    steady = list(steady_channels)
+    spend[:, steady] = mean_spend[steady] * (1 + 0.02 * np.sin(2 * np.pi * t_years[:, None]))
 
     spend_scale = spend.sum(0) / np.maximum((spend > 0).sum(0), 1)
     decay = rng.uniform(0.1, 0.7, n_channels)

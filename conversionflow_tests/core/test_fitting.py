@@ -199,3 +199,42 @@ def test_recovers_known_parameters():
             *((decay_hdi[:, 0] <= panel.decay) & (panel.decay <= decay_hdi[:, 1])),
         ]
     assert np.mean(covered) >= 0.9, covered
+
+
+REFIT_SCRIPT = """
+import sys
+from conversionflow_dagster.core.jax_setup import configure_jax
+configure_jax(2, sys.argv[1])
+from conversionflow_dagster.core.fitting import fit_mmm
+from conversionflow_dagster.core.model import ModelSpec
+from conversionflow_tests.core.simulate import simulate_panel
+p = simulate_panel(40, 2, seed=int(sys.argv[2]))
+fit_mmm(p.spend, p.target, p.controls, p.channel_names, p.control_names, p.week_start,
+        ModelSpec(), chains=2, warmup=20, draws=20, seed=int(sys.argv[2]))
+"""
+
+
+def test_a_refit_on_new_data_reuses_every_compiled_program(tmp_path):
+    """The monthly refit case: same shapes, new numbers. Nothing may be compiled anew, which
+    fails if any data array is baked into a program as a constant (a closure, not an argument).
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cache = tmp_path / "jax_cache"
+    root = Path(__file__).resolve().parents[2]
+
+    def entries() -> set[str]:
+        return {p.name for p in cache.iterdir() if "autotune" not in p.name}
+
+    def run(seed: int) -> None:
+        subprocess.run(
+            [sys.executable, "-c", REFIT_SCRIPT, str(cache), str(seed)], cwd=root, check=True
+        )
+
+    run(1)
+    first = entries()
+    assert len(first) > 5
+    run(2)
+    assert entries() == first
