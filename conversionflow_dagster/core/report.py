@@ -9,6 +9,9 @@ CSV layout: one long file with columns ``table,row,column,value``; ``row`` is th
 keyed tables (``headline``, ``diagnostics``) and the 0-based row number otherwise, and table
 ``report`` holds the scope of the run (window, target, attributable share, ...). Numbers are
 the rounded values the HTML shows; fractions (shares, probabilities, MAPE) are fractions.
+Tables ``lift_tests`` and ``customer_value`` (and ``customer_value_horizon_days`` in the scope)
+appear only when the report has that data; a payback the horizon does not reach is stored as
+its text ("not within 12 months"), as shown.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from conversionflow_dagster.core.report_data import (
     Table,
     build_tables,
     display,
+    months_text,
     plain,
     recommendation_text,
     scope_note,
@@ -60,7 +64,7 @@ class Plot:
 
 def report_meta(data: ReportData) -> dict[str, str | int | float | bool]:
     """The scope of the run, shown in the header and stored with the tables."""
-    return {
+    meta: dict[str, str | int | float | bool] = {
         "project": data.project,
         "generated_at": data.generated_at,
         "window_start": data.window_start,
@@ -72,6 +76,17 @@ def report_meta(data: ReportData) -> dict[str, str | int | float | bool]:
         "horizon_weeks": int(data.horizon_weeks),
         "diagnostics_passed": bool(data.diagnostics["passed"]),
     }
+    if data.customer_value is not None and data.customer_value_horizon_days is not None:
+        meta["customer_value_horizon_days"] = int(data.customer_value_horizon_days)
+    return meta
+
+
+def customer_value_horizon_text(data: ReportData) -> str:
+    """'over the 365 days (about 12 months) after acquisition', or without the number."""
+    days = data.customer_value_horizon_days
+    if days is None:
+        return "over the value horizon after acquisition"
+    return f"over the {days} days (about {months_text(days)} months) after acquisition"
 
 
 def build_plots(data: ReportData) -> list[Plot]:
@@ -145,8 +160,11 @@ def _cell_text(cell: object, currency: str) -> str:
 
 
 def _table_view(table: Table, currency: str) -> dict[str, object]:
-    """Display strings and alignment (numbers right) of a table, for the template."""
+    """Display strings and cell classes (numbers right, date ranges readable), for the template."""
     numeric = {c.key: any(isinstance(row[c.key], Num) for row in table.rows) for c in table.columns}
+    cell_class = {
+        c.key: "num" if numeric[c.key] else "dates" if c.dates else "" for c in table.columns
+    }
     keys = table.row_keys or [None] * len(table.rows)
     return {
         "name": table.name,
@@ -155,10 +173,7 @@ def _table_view(table: Table, currency: str) -> dict[str, object]:
         "rows": [
             (
                 key,
-                [
-                    (_cell_text(row[c.key], currency), "num" if numeric[c.key] else "")
-                    for c in table.columns
-                ],
+                [(_cell_text(row[c.key], currency), cell_class[c.key]) for c in table.columns],
             )
             for key, row in zip(keys, table.rows, strict=True)
         ],
@@ -240,6 +255,7 @@ th { text-align:left; font-weight:600; color:var(--muted); background:var(--soft
   border-bottom:1px solid #bcccdc; vertical-align:bottom; line-height:1.3; }
 .num { text-align:right; }
 td.num { white-space:nowrap; }
+td.dates { min-width:8.3em; }
 td:first-child { min-width:9em; overflow-wrap:anywhere; }
 tbody tr:hover { background:#f0f4f8; }
 table.narrow { width:auto; min-width:60%; }
@@ -317,6 +333,38 @@ per extra unit of money at that budget.</p>
 <h2>Headline figures in detail</h2>
 {{ table(tables.headline) }}
 
+{% if tables.customer_value %}
+<section id="section-customer-value">
+<h2>Customer value (LTV:CAC)</h2>
+<p class="muted">Lifetime value (LTV) is the value a customer brought in {{ value_horizon }},
+averaged over the customers each paid channel acquired, with the low and high ends of its
+interval. Customer acquisition cost (CAC) is the channel's spend divided by the customers it
+acquired. LTV:CAC compares the two: below 1 the channel loses money on every customer it buys,
+from 1 to 3 it is marginal once other costs are paid, and 3 or more is healthy. Payback is the
+number of months until a customer's cumulative value covers the CAC; "not within" means the
+value horizon ends first. LTV and CAC are per customer.</p>
+{{ table(tables.customer_value) }}
+</section>
+
+{% endif %}
+{% if tables.lift_tests %}
+<section id="section-lift-tests">
+<h2>Campaign lift tests</h2>
+<p class="muted">Each lift test split an audience at random into a test group that saw the
+campaign and a control group that did not, so the difference in conversion rate is caused by the
+campaign. Relative lift is the test rate over the control rate, minus one. The chi-square test
+asks how likely a difference at least this large would be if the campaign had no effect at all:
+that probability is the p-value, and a test is significant at 95% when it is below 5% (at 90%
+below 10%, at 99% below 1%). The Bayesian columns read the same counts as a range of belief:
+the posterior lift with its 94% HDI is the plausible range of the relative lift, and
+P(test &gt; control) is the probability that the test group's true conversion rate is higher
+than the control group's. Incremental conversions are the test group's conversions beyond what
+the control rate would have given it.{% if has_calibration %} "Used in fit" marks the tests the
+model was calibrated against.{% endif %}</p>
+{{ table(tables.lift_tests) }}
+</section>
+
+{% endif %}
 <h2>Model checks</h2>
 {{ table(tables.diagnostics) }}
 <h3>Posterior predictive check</h3>
@@ -366,7 +414,14 @@ def render_html(data: ReportData) -> str:
         current_outcome=_cell_text(headline.row("current_outcome")["mean"], data.currency),
         units="of revenue" if data.target == "revenue" else "conversions",
         recommendation=recommendation_text(data.allocation, data.horizon_weeks, data.currency),
-        tables={t.name: _table_view(t, data.currency) for t in tables.all},
+        tables={
+            "lift_tests": None,
+            "customer_value": None,
+            **{t.name: _table_view(t, data.currency) for t in tables.all},
+        },
+        has_calibration=tables.lift_tests is not None
+        and any(c.key == "calibrated" for c in tables.lift_tests.columns),
+        value_horizon=customer_value_horizon_text(data),
         plots={plot.id: plot for plot in build_plots(data)},
         scope=scope_statements(data),
         source_files=[str(name) for name in data.source_files],

@@ -20,7 +20,18 @@ from conversionflow_dagster.core.errors import ContractError
 HDI_PROB = 0.94
 
 Target = Literal["conversions", "revenue"]
-Kind = Literal["money", "count", "percent", "percent_fine", "ratio", "fixed3", "fixed1", "integer"]
+Kind = Literal[
+    "money",
+    "unit_money",
+    "count",
+    "percent",
+    "percent_fine",
+    "ratio",
+    "pvalue",
+    "fixed3",
+    "fixed1",
+    "integer",
+]
 
 ALLOCATION_COLUMNS = (
     "channel",
@@ -52,6 +63,45 @@ ROAS_COLUMNS = ("channel", *INTERVAL_COLUMNS)
 CURVE_COLUMNS = ("spend", *INTERVAL_COLUMNS)
 PPC_COLUMNS = ("observed", *INTERVAL_COLUMNS)
 STABILITY_COLUMNS = ("as_of_month", "channel", "parameter", *INTERVAL_COLUMNS)
+LIFT_TEST_COLUMNS = (  # as analyse_lift_tests writes them; an optional bool "calibrated" is shown
+    "test_id",
+    "channel",
+    "start",
+    "end",
+    "test_rate",
+    "control_rate",
+    "absolute_lift",
+    "relative_lift",
+    "chi_square",
+    "p_value",
+    "significant_90",
+    "significant_95",
+    "significant_99",
+    "posterior_lift_mean",
+    "posterior_lift_hdi_low",
+    "posterior_lift_hdi_high",
+    "p_test_better",
+    "incremental_conversions",
+    "spend_change",
+)
+SIGNIFICANCE_LEVELS = (99, 95, 90)  # highest first
+CUSTOMER_VALUE_COLUMNS = (
+    "channel",
+    "customers",
+    "ltv_mean",
+    "ltv_low",
+    "ltv_high",
+    "spend",
+    "cac",
+    "cac_low",
+    "cac_high",
+    "ltv_cac",
+    "ltv_cac_low",
+    "ltv_cac_high",
+    "payback_months",
+    "quality_band",
+)
+DAYS_PER_MONTH = 365.25 / 12
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -61,6 +111,10 @@ class ReportData:
     Spend figures in ``allocation`` and ``scenarios`` are money over the horizon and response
     figures are target units over the horizon; ``response_curves`` are weekly. The modelled
     outcome covers only the attributable share of sales, which is why the share is required.
+
+    ``lift_tests`` (one row per campaign lift test) and ``customer_value`` (one row per paid
+    channel, value over ``customer_value_horizon_days`` after acquisition) are optional; the
+    report leaves their sections out when they are None.
     """
 
     project: str
@@ -81,6 +135,9 @@ class ReportData:
     ppc: pd.DataFrame
     roas: pd.DataFrame
     stability: pd.DataFrame | None = None
+    lift_tests: pd.DataFrame | None = None
+    customer_value: pd.DataFrame | None = None
+    customer_value_horizon_days: int | None = None
     assumptions: Sequence[str] = ()
     source_files: Sequence[str] = ()
     currency: str = ""
@@ -128,6 +185,13 @@ def _validate(data: ReportData) -> None:
         _require(curve, CURVE_COLUMNS, f"response curve of {channel!r}")
     if data.stability is not None:
         _require(data.stability, STABILITY_COLUMNS, "stability")
+    if data.lift_tests is not None:
+        _require(data.lift_tests, LIFT_TEST_COLUMNS, "lift_tests")
+    if data.customer_value is not None:
+        _require(data.customer_value, CUSTOMER_VALUE_COLUMNS, "customer_value")
+    horizon = data.customer_value_horizon_days
+    if horizon is not None and not horizon >= 1:
+        raise ContractError(f"report data: customer_value_horizon_days must be >= 1, got {horizon}")
 
 
 # --- headline figures ---------------------------------------------------------------------
@@ -194,6 +258,7 @@ def headline_figures(
 
 _DECIMALS: dict[str, int] = {
     "money": 0,
+    "unit_money": 2,
     "count": 1,
     "percent": 3,
     "percent_fine": 4,
@@ -214,8 +279,8 @@ class Num:
 
 
 def _decimals(x: float, kind: Kind) -> int:
-    """Decimal places of ``kind``; ``ratio`` keeps three significant figures."""
-    if kind == "ratio":
+    """Decimal places of ``kind``; ``ratio`` and ``pvalue`` keep three significant figures."""
+    if kind in ("ratio", "pvalue"):
         return 2 - math.floor(math.log10(abs(x))) if x else 0
     return _DECIMALS[kind]
 
@@ -238,8 +303,10 @@ def display(n: Num, currency: str = "") -> str:
     size = abs(n.value)
     if n.kind in ("percent", "percent_fine"):
         return f"{sign}{size * 100:,.{_DECIMALS[n.kind] - 2}f}%"
-    if n.kind == "money":
-        return f"{sign}{currency}{size:,.0f}"
+    if n.kind in ("money", "unit_money"):
+        return f"{sign}{currency}{size:,.{_DECIMALS[n.kind]}f}"
+    if n.kind == "pvalue" and 0 < size < 0.001:  # 1.23e-05: as many digits as were kept
+        return f"{sign}{size:.2e}"
     return f"{sign}{size:,.{max(_decimals(size, n.kind), 0)}f}"
 
 
@@ -257,6 +324,7 @@ Cell = Num | str | bool | None
 class Column:
     key: str
     label: str
+    dates: bool = False  # a date range: the HTML keeps each date on one line
 
 
 @dataclass(frozen=True)
@@ -279,8 +347,8 @@ def plain(cell: Cell) -> str | float | int | bool | None:
     return cell.value if isinstance(cell, Num) else cell
 
 
-def _columns(*pairs: tuple[str, str]) -> tuple[Column, ...]:
-    return tuple(Column(key, label) for key, label in pairs)
+def _columns(*specs: tuple[str, str] | tuple[str, str, bool]) -> tuple[Column, ...]:
+    return tuple(Column(*spec) for spec in specs)
 
 
 def headline_table(headline: Headline, target: Target) -> Table:
@@ -479,19 +547,153 @@ def roas_table(roas: pd.DataFrame, target: Target) -> Table:
     )
 
 
+def _date_text(value: object) -> str:
+    return MISSING if pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d")
+
+
+def significance_text(row: object) -> str:
+    """The highest confidence level at which a lift test is significant, or 'not significant'."""
+    for level in SIGNIFICANCE_LEVELS:
+        if bool(getattr(row, f"significant_{level}")):
+            return f"{level}%"
+    return "not significant"
+
+
+def _optional_bool(value: object) -> bool | None:
+    return None if pd.isna(value) else bool(value)
+
+
+def lift_test_table(lift_tests: pd.DataFrame) -> Table:
+    """One row per campaign lift test: rates, chi-square significance and the Bayesian lift."""
+    calibrated = "calibrated" in lift_tests.columns
+    rows = []
+    for r in lift_tests.itertuples(index=False):
+        row: dict[str, Cell] = {
+            "test": str(r.test_id),
+            "channel": str(r.channel),
+            "period": f"{_date_text(r.start)} to {_date_text(r.end)}",
+            "test_rate": num(r.test_rate, "percent_fine"),
+            "control_rate": num(r.control_rate, "percent_fine"),
+            "relative_lift": num(r.relative_lift, "percent", signed=True),
+            "p_value": num(r.p_value, "pvalue"),
+            "significant_at": significance_text(r),
+            "posterior_lift_mean": num(r.posterior_lift_mean, "percent", signed=True),
+            "posterior_lift_hdi_low": num(r.posterior_lift_hdi_low, "percent", signed=True),
+            "posterior_lift_hdi_high": num(r.posterior_lift_hdi_high, "percent", signed=True),
+            "p_test_better": num(r.p_test_better, "percent"),
+            "incremental_conversions": num(r.incremental_conversions, "count", signed=True),
+        }
+        if calibrated:
+            row["calibrated"] = _optional_bool(r.calibrated)
+        rows.append(row)
+    columns = [
+        ("test", "Test"),
+        ("channel", "Channel"),
+        ("period", "Period", True),
+        ("test_rate", "Test rate"),
+        ("control_rate", "Control rate"),
+        ("relative_lift", "Relative lift"),
+        ("p_value", "Chi-square p-value"),
+        ("significant_at", "Significant at"),
+        ("posterior_lift_mean", "Posterior lift"),
+        ("posterior_lift_hdi_low", "94% HDI low"),
+        ("posterior_lift_hdi_high", "94% HDI high"),
+        ("p_test_better", "P(test > control)"),
+        ("incremental_conversions", "Incremental conversions"),
+    ]
+    if calibrated:
+        columns.append(("calibrated", "Used in fit"))
+    return Table("lift_tests", "Campaign lift tests", _columns(*columns), tuple(rows))
+
+
+def months_text(days: int) -> str:
+    """A horizon in days as months, to a tenth: 365 -> '12', 180 -> '5.9'."""
+    return f"{round(days / DAYS_PER_MONTH, 1):g}"
+
+
+def _finite(x: object) -> bool:
+    return x is not None and not pd.isna(x) and math.isfinite(float(x))
+
+
+def payback_cell(months: float, horizon_days: int | None, cac: float = 1.0) -> Cell:
+    """Months to pay back the CAC; without a number, not within the horizon (or missing when
+    there is no CAC to pay back: no spend or no customers)."""
+    if _finite(months):
+        return num(months, "fixed1")
+    if not _finite(cac):
+        return None
+    if horizon_days is None:
+        return "not within the horizon"
+    return f"not within {months_text(horizon_days)} months"
+
+
+def customer_value_table(customer_value: pd.DataFrame, horizon_days: int | None) -> Table:
+    """Per paid channel: LTV, CAC and their ratio with intervals, quality band and payback."""
+    rows = tuple(
+        {
+            "channel": str(r.channel),
+            "customers": num(r.customers, "integer"),
+            "spend": num(r.spend, "money"),
+            "ltv_mean": num(r.ltv_mean, "unit_money"),
+            "ltv_low": num(r.ltv_low, "unit_money"),
+            "ltv_high": num(r.ltv_high, "unit_money"),
+            "cac": num(r.cac, "unit_money"),
+            "cac_low": num(r.cac_low, "unit_money"),
+            "cac_high": num(r.cac_high, "unit_money"),
+            "ltv_cac": num(r.ltv_cac, "ratio"),
+            "ltv_cac_low": num(r.ltv_cac_low, "ratio"),
+            "ltv_cac_high": num(r.ltv_cac_high, "ratio"),
+            "quality_band": None if pd.isna(r.quality_band) else str(r.quality_band),
+            "payback_months": payback_cell(r.payback_months, horizon_days, r.cac),
+        }
+        for r in customer_value.itertuples(index=False)
+    )
+    return Table(
+        "customer_value",
+        "Customer value (LTV:CAC)",
+        _columns(
+            ("channel", "Channel"),
+            ("customers", "Customers"),
+            ("spend", "Spend"),
+            ("ltv_mean", "LTV"),
+            ("ltv_low", "LTV low"),
+            ("ltv_high", "LTV high"),
+            ("cac", "CAC"),
+            ("cac_low", "CAC low"),
+            ("cac_high", "CAC high"),
+            ("ltv_cac", "LTV:CAC"),
+            ("ltv_cac_low", "LTV:CAC low"),
+            ("ltv_cac_high", "LTV:CAC high"),
+            ("quality_band", "Quality band"),
+            ("payback_months", "Payback (months)"),
+        ),
+        rows,
+    )
+
+
 @dataclass(frozen=True)
 class ReportTables:
-    """All tables of one report, in the order the HTML shows them."""
+    """All tables of one report; the optional ones are None when their data is absent."""
 
     headline: Table
     allocation: Table
     scenarios: Table
     diagnostics: Table
     roas: Table
+    lift_tests: Table | None = None
+    customer_value: Table | None = None
 
     @property
     def all(self) -> tuple[Table, ...]:
-        return (self.headline, self.allocation, self.scenarios, self.diagnostics, self.roas)
+        optional = (self.lift_tests, self.customer_value)
+        return (
+            self.headline,
+            self.allocation,
+            self.scenarios,
+            self.diagnostics,
+            self.roas,
+            *(table for table in optional if table is not None),
+        )
 
 
 def build_tables(data: ReportData) -> ReportTables:
@@ -505,6 +707,12 @@ def build_tables(data: ReportData) -> ReportTables:
         scenarios=scenario_table(data.scenarios, data.target),
         diagnostics=diagnostics_table(data.diagnostics, data.target),
         roas=roas_table(data.roas, data.target),
+        lift_tests=None if data.lift_tests is None else lift_test_table(data.lift_tests),
+        customer_value=(
+            None
+            if data.customer_value is None
+            else customer_value_table(data.customer_value, data.customer_value_horizon_days)
+        ),
     )
 
 

@@ -9,6 +9,7 @@ posterior predictive come from the trace, on a seeded subset of draws to bound m
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -194,7 +195,19 @@ def build_report_data(
     currency: str = "",
     seed: int = 0,
     assumptions: Sequence[str] = (),
+    lift_tests: pd.DataFrame | None = None,
+    customer_value: pd.DataFrame | None = None,
+    customer_value_horizon_days: int | None = None,
 ) -> ReportData:
+    """The report's data; ``lift_tests`` (from ``analyse_lift_tests``) and ``customer_value``
+    (per paid channel, over ``customer_value_horizon_days``) are shown as given when present.
+    When the fit was calibrated, each lift test is marked with whether the fit used it.
+    """
+    if lift_tests is not None and "lift_tests" in idata.posterior.attrs:
+        used = json.loads(idata.posterior.attrs["lift_tests"])["used"]
+        lift_tests = lift_tests.assign(
+            calibrated=lift_tests["test_id"].isin([t["test_id"] for t in used])
+        )
     scenario = main_scenario(allocation)
     horizon = int(allocation["horizon_weeks"])
     uplift = np.asarray(scenario["uplift_draws"], dtype=float)
@@ -225,6 +238,9 @@ def build_report_data(
         ppc=posterior_predictive(idata, panel, target),
         roas=roas,
         stability=stability_frame(monthly_exports or {}),
+        lift_tests=lift_tests,
+        customer_value=customer_value,
+        customer_value_horizon_days=customer_value_horizon_days,
         assumptions=[
             f"The current outcome is the {target} observed over the last {horizon} weeks of the "
             "fit window; improvements are relative to it.",

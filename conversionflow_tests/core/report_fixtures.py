@@ -1,7 +1,9 @@
 """Realistic report inputs from a fixed seed: logistic response curves with posterior draws.
 
 The numbers hang together like a real run (a plan's outcome is the sum of its channels'
-responses, draw by draw), so the report can be read and checked, not just rendered.
+responses, draw by draw), so the report can be read and checked, not just rendered. Lift tests
+are read by the real analysis from realistic cohort counts, and customer value is built so that
+CAC is spend over customers and LTV:CAC and payback follow from LTV and CAC.
 """
 
 from __future__ import annotations
@@ -11,10 +13,20 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from conversionflow_dagster.core.report_data import ReportData, Target
+from conversionflow_dagster.core.lift_tests import analyse_lift_tests
+from conversionflow_dagster.core.report_data import DAYS_PER_MONTH, ReportData, Target
 
 CHANNELS = ("search", "social", "tv", "display", "affiliates", "email")
 TARGET_SCALE = 812.4
+CUSTOMER_VALUE_HORIZON_DAYS = 365
+# (channel position, control rate, true relative lift, cohort size, used in the fit)
+LIFT_TEST_SPECS = (
+    (0, 0.031, 0.24, 24_000, True),
+    (1, 0.022, 0.11, 9_000, True),
+    (2, 0.045, 0.02, 3_200, False),
+    (3, 0.018, -0.06, 5_000, True),
+    (0, 0.029, 0.09, 12_000, False),
+)
 
 
 def _response(spend: np.ndarray, beta: np.ndarray, lam: np.ndarray, scale: np.ndarray):
@@ -44,6 +56,84 @@ def _optimised(weekly, beta, lam, scale, locked):
     return weekly * factor, bound_hit
 
 
+def lift_test_frame(channels: tuple[str, ...], seed: int = 0) -> pd.DataFrame:
+    """Campaign lift tests on the first channels, read by ``analyse_lift_tests``.
+
+    Test ids carry the channel name, so a hostile channel name reaches both columns.
+    """
+    rng = np.random.default_rng([seed, 1])
+    rows = []
+    for i, (c, control_rate, lift, size, _) in enumerate(LIFT_TEST_SPECS):
+        channel = channels[c % len(channels)]
+        start = pd.Timestamp("2024-03-04") + pd.Timedelta(weeks=5 * i)
+        control_size = int(size * rng.uniform(0.95, 1.05))
+        rows.append(
+            {
+                "test_id": f"LT-{i + 1:02d} {channel}",
+                "channel": channel,
+                "start": start,
+                "end": start + pd.Timedelta(days=27),
+                "test_size": size,
+                "test_conversions": rng.binomial(size, control_rate * (1 + lift)),
+                "control_size": control_size,
+                "control_conversions": rng.binomial(control_size, control_rate),
+                "spend_change": round(float(rng.uniform(5_000, 20_000)), -2),
+            }
+        )
+    analysed = analyse_lift_tests(pd.DataFrame(rows), seed=seed, n_draws=20_000)
+    analysed["calibrated"] = [spec[-1] for spec in LIFT_TEST_SPECS]
+    return analysed
+
+
+def quality_band(ratio: float) -> str:
+    return "below 1: loses money" if ratio < 1 else "1-3: marginal" if ratio < 3 else "3+: healthy"
+
+
+def customer_value_frame(
+    channels: tuple[str, ...],
+    spend: np.ndarray,
+    horizon_days: int = CUSTOMER_VALUE_HORIZON_DAYS,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """LTV, CAC and LTV:CAC per channel, spanning all three quality bands.
+
+    Value accrues as 1 - exp(-t / tau) over the horizon (tau half the horizon), so payback is
+    where the cumulative value reaches the CAC, and never within the horizon when LTV < CAC.
+    """
+    rng = np.random.default_rng([seed, 2])
+    n = len(channels)
+    customers = np.maximum(np.round(spend / rng.uniform(25, 140, n)), 1).astype(int)
+    cac = spend / customers
+    ratio = rng.permutation(np.linspace(0.7, 5.5, n))
+    ltv = cac * ratio
+    ltv_spread, cac_spread = rng.uniform(0.1, 0.25, n), rng.uniform(0.04, 0.1, n)
+    ltv_low, ltv_high = ltv * (1 - ltv_spread), ltv * (1 + ltv_spread)
+    cac_low, cac_high = cac * (1 - cac_spread), cac * (1 + cac_spread)
+    horizon = horizon_days / DAYS_PER_MONTH
+    tau = horizon / 2
+    reached = 1 - np.exp(-horizon / tau)
+    with np.errstate(invalid="ignore"):
+        payback = -tau * np.log(1 - reached / ratio)
+    return pd.DataFrame(
+        {
+            "channel": list(channels),
+            "customers": customers,
+            "ltv_mean": ltv,
+            "ltv_low": ltv_low,
+            "ltv_high": ltv_high,
+            "spend": spend,
+            "cac": cac,
+            "cac_low": cac_low,
+            "cac_high": cac_high,
+            "ltv_cac": ratio,
+            "ltv_cac_low": ltv_low / cac_high,
+            "ltv_cac_high": ltv_high / cac_low,
+            "payback_months": np.where(ratio >= 1, payback, np.nan),
+            "quality_band": [quality_band(r) for r in ratio],
+        }
+    )
+
+
 def build_report_data(
     seed: int = 0,
     channels: tuple[str, ...] = CHANNELS,
@@ -58,8 +148,15 @@ def build_report_data(
     source_files: tuple[str, ...] = ("journeys_2024.csv", "spend_2024.csv"),
     assumptions: tuple[str, ...] = (),
     passed: bool = True,
+    lift_tests: bool = False,
+    customer_value: bool = False,
+    customer_value_horizon_days: int = CUSTOMER_VALUE_HORIZON_DAYS,
 ) -> ReportData:
-    """A complete, internally consistent ReportData."""
+    """A complete, internally consistent ReportData; lift tests and customer value on request.
+
+    The optional frames draw from their own seeded streams, so asking for them leaves every
+    other number as it was.
+    """
     rng = np.random.default_rng(seed)
     n = len(channels)
     weekly = rng.uniform(6_000, 60_000, n).round(-2)
@@ -194,6 +291,13 @@ def build_report_data(
         ppc=ppc,
         roas=roas,
         stability=stability,
+        lift_tests=lift_test_frame(channels, seed) if lift_tests else None,
+        customer_value=(
+            customer_value_frame(channels, weekly * n_weeks, customer_value_horizon_days, seed)
+            if customer_value
+            else None
+        ),
+        customer_value_horizon_days=customer_value_horizon_days if customer_value else None,
         assumptions=assumptions,
         source_files=source_files,
     )

@@ -10,21 +10,28 @@ import time
 from html.parser import HTMLParser
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conversionflow_dagster.core import report_plots
 from conversionflow_dagster.core.errors import ContractError
 from conversionflow_dagster.core.report import render_html, report_csv, report_json, write_report
 from conversionflow_dagster.core.report_data import (
+    build_tables,
     display,
     hdi,
     headline_figures,
     num,
+    payback_cell,
     summarise,
 )
 from conversionflow_dagster.core.report_plots import plot_label
 from conversionflow_tests.conftest import CHROMIUM_ARGS, chromium_executable
-from conversionflow_tests.core.report_fixtures import CHANNELS, build_report_data
+from conversionflow_tests.core.report_fixtures import (
+    CHANNELS,
+    CUSTOMER_VALUE_HORIZON_DAYS,
+    build_report_data,
+)
 
 SCRIPT_CHANNEL = "<script>alert(1)</script>"
 IMG_FILE = "<img src=x onerror=alert(2)>"
@@ -48,15 +55,21 @@ PLOT_IDS = (
     "plot-roas",
     "plot-stability",
 )
+NEW_SECTIONS = {  # section id: (heading, table)
+    "section-customer-value": ("Customer value (LTV:CAC)", "customer_value"),
+    "section-lift-tests": ("Campaign lift tests", "lift_tests"),
+}
 
 
 @pytest.fixture(scope="module")
 def hostile():
-    """Realistic data whose channel and file names try to inject markup."""
+    """Realistic data whose channel, test and file names try to inject markup."""
     return build_report_data(
         channels=HOSTILE_CHANNELS,
         source_files=("journeys_2024.csv", IMG_FILE),
         assumptions=("Dealer visits <b>not</b> tracked before 2024.",),
+        lift_tests=True,
+        customer_value=True,
     )
 
 
@@ -228,6 +241,9 @@ def test_changing_the_share_changes_only_the_business_claim():
         {"current_outcome_draws": np.zeros(400)},
         {"target": "profit"},
         {"diagnostics": {"max_r_hat": 1.0}},
+        {"lift_tests": pd.DataFrame({"test_id": ["T1"], "channel": ["tv"]})},
+        {"customer_value": pd.DataFrame({"channel": ["tv"], "ltv_mean": [10.0]})},
+        {"customer_value_horizon_days": 0},
     ],
 )
 def test_inconsistent_inputs_are_refused(changes):
@@ -246,6 +262,11 @@ def test_numbers_are_rounded_once_and_displayed_without_new_digits():
     assert display(num(12345.6, "ratio")) == "12,300"
     assert display(num(1480.4, "integer")) == "1,480"
     assert display(num(None, "money")) == display(num(float("nan"), "fixed3")) == "—"
+    assert display(num(34.29486, "unit_money"), "€") == "€34.29"
+    assert num(3.7749e-07, "pvalue").value == 3.77e-07
+    assert display(num(3.7749e-07, "pvalue")) == "3.77e-07"
+    assert display(num(0.021778, "pvalue")) == "0.0218"
+    assert display(num(1.0, "pvalue")) == "1.00"
 
 
 def test_plot_labels_never_turn_into_mathtext():
@@ -269,6 +290,10 @@ def test_names_from_data_are_escaped(hostile_html):
     assert "Dealer visits <b>not</b> tracked before 2024." in text
     assert "script" not in page.tags
     assert len(page.images) == len(PLOT_IDS)
+    lift_rows = page.tables["table-lift_tests"]["rows"]
+    assert f"LT-03 {SCRIPT_CHANNEL}" in [cells[0] for _, cells in lift_rows]
+    assert SCRIPT_CHANNEL in [cells[1] for _, cells in lift_rows]
+    assert SCRIPT_CHANNEL in [cells[0] for _, cells in page.tables["table-customer_value"]["rows"]]
 
 
 def test_page_is_self_contained(hostile_html):
@@ -315,6 +340,9 @@ def test_html_csv_and_json_carry_the_same_numbers(hostile, hostile_html):
                     assert in_csv == ("" if value is None else value)
                 checked += 1
     assert checked > 100
+    assert {"lift_tests", "customer_value"} <= set(document["tables"])
+    assert {"lift_tests", "customer_value"} <= {table for table, _, _ in stored_csv}
+    assert stored_csv[("report", "", "customer_value_horizon_days")] == "365"
     for element_id, (row, column) in HEADLINE_IDS.items():
         value = document["tables"]["headline"][row][column]
         assert_same(page.text_by_id[element_id].strip(), value, currency)
@@ -332,6 +360,120 @@ def test_headline_reads_as_a_scoped_claim(hostile, hostile_html):
     scope = page.text_by_id["scope"]
     for topic in ("Observational data", "Attributable share", "Steady-state", "Planning horizon"):
         assert topic in scope
+
+
+def test_lift_test_and_customer_value_sections_are_absent_without_their_data():
+    data = build_report_data()
+    html = render_html(data)
+    page = parse_page(html)
+    document = json.loads(report_json(data))
+    tables = {row["table"] for row in csv.DictReader(io.StringIO(report_csv(data)))}
+    for section_id, (heading, table) in NEW_SECTIONS.items():
+        assert section_id not in page.text_by_id
+        assert heading not in html
+        assert f"table-{table}" not in page.tables
+        assert table not in document["tables"]
+        assert table not in tables
+    assert "customer_value_horizon_days" not in document
+    assert [t.name for t in build_tables(data).all] == [
+        "headline",
+        "allocation",
+        "scenarios",
+        "diagnostics",
+        "roas",
+    ]
+
+
+def test_lift_test_and_customer_value_sections_explain_their_figures(hostile_html):
+    page = parse_page(hostile_html)
+    lift = " ".join(page.text_by_id["section-lift-tests"].split())
+    assert lift.startswith("Campaign lift tests")
+    for phrase in (
+        "chi-square test",
+        "p-value",
+        "significant at 95% when it is below 5%",
+        "P(test > control) is the probability",
+        "94% HDI",
+        '"Used in fit" marks the tests',
+    ):
+        assert phrase in lift
+    value = " ".join(page.text_by_id["section-customer-value"].split())
+    assert value.startswith("Customer value (LTV:CAC)")
+    for phrase in (
+        f"over the {CUSTOMER_VALUE_HORIZON_DAYS} days (about 12 months) after acquisition",
+        "spend divided by the customers it acquired",
+        "below 1 the channel loses money",
+        "from 1 to 3 it is marginal",
+        "3 or more is healthy",
+        "months until a customer's cumulative value covers the CAC",
+    ):
+        assert phrase in value
+    text = "".join(page.text)
+    assert (
+        text.index("Headline figures in detail")
+        < text.index("Customer value (LTV:CAC)")
+        < text.index("Campaign lift tests")
+        < text.index("Model checks")
+    )
+
+
+def test_lift_test_rows_read_the_analysis(hostile):
+    frame = hostile.lift_tests
+    table = build_tables(hostile).lift_tests
+    assert len(table.rows) == len(frame)
+    for row, test in zip(table.rows, frame.itertuples(index=False), strict=True):
+        met = [level for level in (99, 95, 90) if getattr(test, f"significant_{level}")]
+        assert row["significant_at"] == (f"{met[0]}%" if met else "not significant")
+        assert row["p_value"].value == pytest.approx(test.p_value, rel=5e-3)
+        assert row["relative_lift"].value == pytest.approx(test.relative_lift, abs=5e-4)
+        assert row["p_test_better"].value == pytest.approx(test.p_test_better, abs=5e-4)
+        assert row["period"] == f"{test.start:%Y-%m-%d} to {test.end:%Y-%m-%d}"
+        assert row["calibrated"] is bool(test.calibrated)
+    assert {row["significant_at"] for row in table.rows} == {
+        "99%",
+        "95%",
+        "90%",
+        "not significant",
+    }
+    without = dataclasses.replace(hostile, lift_tests=frame.drop(columns="calibrated"))
+    assert "calibrated" not in [c.key for c in build_tables(without).lift_tests.columns]
+    assert "Used in fit" not in render_html(without)
+
+
+def test_customer_value_rows_and_payback_beyond_the_horizon(hostile):
+    frame = hostile.customer_value
+    table = build_tables(hostile).customer_value
+    for row, channel in zip(table.rows, frame.itertuples(index=False), strict=True):
+        assert row["channel"] == channel.channel
+        assert row["quality_band"] == channel.quality_band
+        assert row["cac"].value == pytest.approx(channel.spend / channel.customers, abs=0.005)
+        assert row["ltv_cac"].value == pytest.approx(channel.ltv_cac, rel=5e-3)
+        if np.isnan(channel.payback_months):
+            assert row["payback_months"] == "not within 12 months"
+        else:
+            assert row["payback_months"].value == round(channel.payback_months, 1)
+    assert {row["quality_band"] for row in table.rows} == {
+        "below 1: loses money",
+        "1-3: marginal",
+        "3+: healthy",
+    }
+    assert "not within 12 months" in [row["payback_months"] for row in table.rows]
+    assert payback_cell(float("nan"), 180) == "not within 5.9 months"
+    assert payback_cell(float("nan"), None) == "not within the horizon"
+    assert payback_cell(float("nan"), 365, cac=float("nan")) is None  # nothing to pay back
+
+
+def test_a_channel_without_spend_or_customers_shows_missing_figures(hostile):
+    frame = hostile.customer_value.copy()
+    empty = ["ltv_mean", "ltv_low", "ltv_high", "cac", "cac_low", "cac_high", "ltv_cac"]
+    frame.loc[0, [*empty, "ltv_cac_low", "ltv_cac_high", "payback_months"]] = np.nan
+    frame.loc[0, ["customers", "spend"]] = (0, 0.0)
+    frame["quality_band"] = frame["quality_band"].astype(object)
+    frame.loc[0, "quality_band"] = None
+    data = dataclasses.replace(hostile, customer_value=frame)
+    row = json.loads(report_json(data))["tables"]["customer_value"][0]
+    assert row["customers"] == 0 and row["spend"] == 0
+    assert all(row[key] is None for key in (*empty, "quality_band", "payback_months"))
 
 
 def test_twenty_channels_render_quickly_and_one_refit_month_has_no_stability_plot():
@@ -391,7 +533,8 @@ def test_report_in_headless_chromium(hostile, tmp_path):
     executable = chromium_executable()
     sync_api = pytest.importorskip("playwright.sync_api")
     html_path = write_report(hostile, tmp_path, formats=("html",))["html"]
-    expected = json.loads(report_json(hostile))["tables"]["headline"]
+    tables = json.loads(report_json(hostile))["tables"]
+    expected = tables["headline"]
     dialogs = []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -406,6 +549,13 @@ def test_report_in_headless_chromium(hostile, tmp_path):
                 "() => Object.fromEntries([...document.images].map(i => [i.id, i.naturalWidth]))"
             )
             scripts = page.evaluate("() => document.getElementsByTagName('script').length")
+            headings = {s: page.inner_text(f"#{s} h2").strip() for s in NEW_SECTIONS}
+            cells = page.evaluate(
+                """names => Object.fromEntries(names.map(name => [name,
+                    [...document.querySelectorAll(`#table-${name} tbody tr`)].map(
+                        row => [...row.cells].map(cell => cell.innerText.trim()))]))""",
+                [table for _, table in NEW_SECTIONS.values()],
+            )
             body = page.inner_text("body")
         finally:
             browser.close()
@@ -418,3 +568,9 @@ def test_report_in_headless_chromium(hostile, tmp_path):
     assert scripts == 0
     assert SCRIPT_CHANNEL in body
     assert IMG_FILE in body
+    for section_id, (heading, table) in NEW_SECTIONS.items():
+        assert headings[section_id] == heading
+        assert len(cells[table]) == len(tables[table])
+        for texts, stored in zip(cells[table], tables[table], strict=True):
+            for text, value in zip(texts, stored.values(), strict=True):
+                assert_same(text, value, hostile.currency)

@@ -1,19 +1,28 @@
 """The generator: deterministic, internally consistent, and its truth matches its files."""
 
+import dataclasses
 import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conversionflow_dagster.core.config import load_config
 from conversionflow_dagster.core.synthetic import (
     ORGANIC_TOUCHPOINTS,
+    REPEAT_TOUCHPOINT,
     SyntheticSpec,
+    channel_catalogue,
+    customer_value_truth,
     geometric_adstock,
     simulate,
+    true_customer_value,
     write_sample,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_default_sample_shape():
@@ -66,10 +75,11 @@ def test_journeys_and_organic_touchpoints(small_sample):
     events = small_sample.events
     assert set(ORGANIC_TOUCHPOINTS) <= set(events["touchpoint"])
     converters = events.loc[events["conversion"] == 1, "customer_id"]
-    touched = set(events.loc[events["conversion"] == 0, "customer_id"])
+    touches = (events["conversion"] == 0) & (events["touchpoint"] != REPEAT_TOUCHPOINT)
+    touched = set(events.loc[touches, "customer_id"])
     # most channel-driven conversions belong to a customer the channel touched before
     assert converters.isin(touched).mean() > 0.3
-    assert (events.loc[events["conversion"] == 0, "value"] == 0).all()
+    assert (events.loc[touches, "value"] == 0).all()  # only purchases carry value
 
 
 def test_contributions_follow_the_documented_process(small_sample):
@@ -82,6 +92,56 @@ def test_contributions_follow_the_documented_process(small_sample):
     expected = beta * np.tanh(lam * geometric_adstock(spend / scale, decay, 8) / 2)
     got = data.weekly[[f"true_contribution__{c.name}" for c in data.channels]].to_numpy()
     np.testing.assert_allclose(got, expected)
+
+
+def test_repeat_purchases_follow_acquisition_and_change_nothing_else(small_sample):
+    data = small_sample
+    repeats = data.events.loc[data.events["touchpoint"] == REPEAT_TOUCHPOINT]
+    assert len(repeats) > 1000
+    assert (repeats["conversion"] == 0).all() and (repeats["value"] > 0).all()
+    acquired = data.customers.set_index("customer_id")["acquired_at"]
+    since = repeats["timestamp"] - acquired.reindex(repeats["customer_id"]).to_numpy()
+    assert since.notna().all()  # every repeat buyer was acquired
+    assert (since >= pd.Timedelta(0)).all()
+    assert (since < pd.Timedelta(days=data.spec.repeat_days)).all()
+    assert repeats["timestamp"].max() < data.end  # inside the simulated weeks
+    # without repeat purchases every other event, the spend and the weekly figures are the same
+    plain = simulate(dataclasses.replace(data.spec, repeat_days=0))
+    assert not (plain.events["touchpoint"] == REPEAT_TOUCHPOINT).any()
+    others = data.events.loc[data.events["touchpoint"] != REPEAT_TOUCHPOINT]
+    pd.testing.assert_frame_equal(others.reset_index(drop=True), plain.events)
+    pd.testing.assert_frame_equal(data.spend, plain.spend)
+    same = [c for c in plain.weekly.columns if "revenue" not in c and "repeat" not in c]
+    pd.testing.assert_frame_equal(data.weekly[same], plain.weekly[same], check_dtype=False)
+    np.testing.assert_allclose(
+        data.weekly["revenue"], plain.weekly["revenue"] + data.weekly["repeat_revenue"]
+    )
+
+
+def test_repeat_purchase_is_organic_in_the_default_config():
+    config = load_config(REPO / "configs" / "default.yaml")
+    assert REPEAT_TOUCHPOINT not in config.touchpoint_channel()
+    assert REPEAT_TOUCHPOINT in (REPO / "configs" / "default.yaml").read_text()
+
+
+def test_true_customer_value_formula():
+    search, *_, email = channel_catalogue(7)
+    assert search.repeat_rate != email.repeat_rate  # repeat behaviour differs by channel
+    # mean_value * (conversions + repeat_rate * min(horizon, repeat_days) / 30)
+    assert true_customer_value(search, 90, 180) == pytest.approx(160 * (1 + 0.25 * 3))
+    assert true_customer_value(search, 365, 180) == pytest.approx(160 * (1 + 0.25 * 6))
+    assert true_customer_value(email, 30, 180, 1.1) == pytest.approx(80 * (1.1 + 0.45))
+    assert true_customer_value(email, 30, 0) == pytest.approx(80.0)
+
+
+def test_customer_value_truth_counts_the_realised_conversions(small_sample):
+    truth = customer_value_truth(small_sample, 30).set_index("channel")
+    assert (truth["customers"] > 100).all()
+    # a touched customer can be handed a later conversion of the same channel too
+    assert (
+        (truth["conversions_per_customer"] >= 1) & (truth["conversions_per_customer"] < 1.3)
+    ).all()
+    assert (truth["true_customer_value"] >= truth["expected_value_per_acquisition"]).all()
 
 
 def test_adstock_matches_an_explicit_loop():
@@ -110,7 +170,17 @@ def test_truth_file_describes_the_parameters(tmp_path):
     truth = json.loads((tmp_path / "truth/parameters.json").read_text())
     assert [c["name"] for c in truth["channels"]] == ["search", "social"]
     assert truth["channels"][0]["adstock_decay"] == data.channels[0].adstock_decay
+    assert truth["channels"][0]["repeat_rate"] == data.channels[0].repeat_rate
     assert truth["n_events"] == len(data.events)
+    assert REPEAT_TOUCHPOINT in truth["organic_touchpoints"]
+    assert truth["repeat_purchases"]["repeat_days"] == data.spec.repeat_days
+    value = truth["customer_value"]["channels"]["search"]["30"]
+    expected = true_customer_value(
+        data.channels[0], 30, data.spec.repeat_days, value["conversions_per_customer"]
+    )
+    assert value["true_customer_value"] == pytest.approx(expected)
+    # 9 weeks are shorter than a 365-day horizon: no mature customer, so no number
+    assert truth["customer_value"]["channels"]["search"]["365"]["true_customer_value"] is None
 
 
 def test_spec_is_validated():
