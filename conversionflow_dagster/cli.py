@@ -68,7 +68,8 @@ def asset_config(args: argparse.Namespace) -> dict[str, dict]:
 
 def latest_export_month(root: Path) -> str | None:
     """The most recent month with a stored parameter export (what --stage2-only reuses)."""
-    exports = sorted((settings.storage_dir(root) / "assets" / "parameter_export").glob("*.json"))
+    folder = settings.storage_dir(root) / "assets" / "parameter_export"
+    exports = sorted(folder.glob("**/*.json"), key=lambda path: path.stem)  # markets: subfolders
     return exports[-1].stem[:7] if exports else None
 
 
@@ -94,17 +95,24 @@ def prepare_test_mode(root: Path) -> tuple[Path, Path]:
     return test_root, config
 
 
-def run_plan(args: argparse.Namespace, months: list[str], root: Path):
+def run_plan(args: argparse.Namespace, months: list[str], root: Path, markets: list[str]):
     """Which runs the flags ask for."""
     from conversionflow_dagster.runner import pipeline_plan
 
+    if args.markets:
+        unknown = sorted(set(args.markets) - set(markets))
+        if unknown:
+            raise SystemExit(f"error: --markets {unknown} not in project.markets {markets}")
+        markets = args.markets
     if args.stage2_only:
         month = args.month_to or latest_export_month(root)
         if month is None:
             raise SystemExit("error: --stage2-only needs a stored parameter export; run stage 1")
-        return pipeline_plan([], fit_months=[month], ingest=False, stage1=False)
+        return pipeline_plan([], fit_months=[month], ingest=False, stage1=False, markets=markets)
     fit_months = {"none": [], "last": months[-1:], "all": months}[args.fit]
-    return pipeline_plan(months, fit_months=fit_months, stage2=not args.stage1_only)
+    return pipeline_plan(
+        months, fit_months=fit_months, stage2=not args.stage1_only, markets=markets
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -130,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     defs = build_definitions(root, config_file)
     first, last = config.month_range()
     months = _months(args.month_from or first, args.month_to or last)
-    plan = run_plan(args, months, root)
+    plan = run_plan(args, months, root, list(config.project.markets))
 
     def report(name: str, ok: bool, reasons: list[str]) -> None:
         print(f"  {name}: {'ok' if ok else 'FAILED'}", flush=True)
@@ -243,6 +251,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=["last", "all", "none"],
         default="last",
         help="months to fit (and allocate) as of: the last, every one, or none",
+    )
+    run.add_argument(
+        "--markets",
+        nargs="+",
+        metavar="MARKET",
+        help="with project.markets: fit and allocate only these markets (default: all)",
     )
     stages = run.add_mutually_exclusive_group()
     stages.add_argument(

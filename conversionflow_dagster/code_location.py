@@ -12,7 +12,10 @@ import dagster as dg
 
 from conversionflow_dagster import settings
 from conversionflow_dagster.assets.allocation import GROUP as ALLOCATION
+from conversionflow_dagster.assets.allocation import MARKETS_GROUP as MARKETS
 from conversionflow_dagster.assets.allocation import build_allocation_assets
+from conversionflow_dagster.assets.experiments import GROUP as EXPERIMENTS
+from conversionflow_dagster.assets.experiments import LIFT_TESTS, build_experiment_assets
 from conversionflow_dagster.assets.ingest import GROUP as INGEST
 from conversionflow_dagster.assets.ingest import build_ingest_assets
 from conversionflow_dagster.assets.model import GROUP as MODEL
@@ -28,7 +31,7 @@ from conversionflow_dagster.checks.rules import (
 from conversionflow_dagster.core.config import load_config
 from conversionflow_dagster.executors import configured_executor
 from conversionflow_dagster.io_managers import AssetFilesIOManager
-from conversionflow_dagster.partitions import monthly_partitions
+from conversionflow_dagster.partitions import pipeline_partitions
 from conversionflow_dagster.resources import ProjectResource
 
 IO_MANAGERS = {
@@ -39,16 +42,31 @@ IO_MANAGERS = {
 }
 
 
-def pipeline_jobs() -> list:
-    """Jobs per stage, as the original tool's flags split the work, and the whole pipeline."""
-    ingest = dg.AssetSelection.groups(INGEST)
-    stage1 = ingest | dg.AssetSelection.groups(MODEL)
+def pipeline_jobs(markets: bool = False) -> list:
+    """Jobs per stage, as the original tool's flags split the work, and the whole pipeline.
+
+    A job runs one partition, so with markets (panel per market, fits per market x month) the
+    panel stays out of the fitting jobs and the cross-market allocation has a job of its own.
+    """
+    ingest = dg.AssetSelection.groups(INGEST, EXPERIMENTS)
+    stage1 = (
+        dg.AssetSelection.groups(MODEL) if markets else ingest | dg.AssetSelection.groups(MODEL)
+    )
     stage2 = dg.AssetSelection.groups(ALLOCATION, REPORT)
+    across = [
+        dg.define_asset_job(
+            "market_allocation_job",
+            selection=dg.AssetSelection.groups(MARKETS),
+            description="One month's total budget split over every market and channel.",
+        )
+    ]
     return [
+        *(across if markets else []),
         dg.define_asset_job(
             "ingest_job",
             selection=ingest,
-            description="One month's raw events and spend, then the weekly panel.",
+            description="One month's raw events and spend, the weekly panel, lift tests and "
+            "customer value.",
         ),
         dg.define_asset_job(
             "stage1_job",
@@ -74,17 +92,22 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
     root = root or settings.project_root()
     config_file = config_file or settings.config_path(root)
     config = load_config(config_file)
-    monthly = monthly_partitions(config)
-    ingest = build_ingest_assets(config, monthly)
+    parts = pipeline_partitions(config)
+    monthly = parts.monthly
+    ingest = build_ingest_assets(config, parts)
     names = {a.key.to_user_string() for a in ingest}
+    experiments = build_experiment_assets(config)
+    extras = tuple(a.key.to_user_string() for a in experiments)
+    calibrate = LIFT_TESTS in extras and config.experiments.calibrate
     assets = [
         *ingest,
-        *build_model_assets(monthly),
-        *build_export_assets(monthly),
-        *build_allocation_assets(monthly),
-        *build_report_assets(monthly),
+        *experiments,
+        *build_model_assets(parts, calibrate),
+        *build_export_assets(parts),
+        *build_allocation_assets(parts),
+        *build_report_assets(parts, extras),
     ]
-    jobs = pipeline_jobs()
+    jobs = pipeline_jobs(markets=parts.markets is not None)
     full_job = jobs[-1]
     automation = (
         [monthly_schedule(full_job, monthly)] if "raw_events" in names else [],
@@ -94,9 +117,9 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
     return dg.Definitions(
         assets=assets,
         asset_checks=[
-            *build_ingest_checks(names, monthly),
-            *build_trace_checks(config.model.gates, monthly),
-            *build_allocation_checks(monthly),
+            *build_ingest_checks(names, parts),
+            *build_trace_checks(config.model.gates, parts.fit),
+            *build_allocation_checks(parts),
         ],
         jobs=jobs,
         schedules=automation[0],

@@ -1,13 +1,105 @@
 """Where steps execute, chosen by configuration: the assets never change.
 
 ``CONVERSIONFLOW_EXECUTOR`` selects it: unset (Dagster's default: steps in parallel
-subprocesses on this machine), or ``dask`` (steps on a dask.distributed cluster whose scheduler
-is at ``DASK_SCHEDULER_ADDRESS``, e.g. ``tcp://10.0.0.5:8786``).
+subprocesses on this machine), or ``dask`` (steps as tasks on the dask.distributed cluster
+whose scheduler is at ``DASK_SCHEDULER_ADDRESS``, e.g. ``tcp://10.0.0.5:8786``).
+
+The dask executor is this module's rather than dagster-dask's (0.29), which fails the way this
+project runs: it names each task ``<job>.<step>``, so concurrent runs of one job (a backfill
+over markets) share tasks and all but one skip their steps (dagster issue 21418), and it hands
+the run record to ``Client.submit``, whose argument parser walks tuples and breaks on the
+run's op-concurrency record (any step in a pool, like the fit). Here a task is named by run and
+step, and Dagster's objects travel in an opaque envelope the parser leaves alone.
 """
 
+from __future__ import annotations
+
 import os
+from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
+from dagster._core.errors import raise_execution_interrupts
+from dagster._core.execution.api import create_execution_plan, execute_plan
+from dagster._core.execution.context.system import PlanOrchestrationContext
+from dagster._core.execution.plan.plan import ExecutionPlan
+from dagster._core.execution.retries import RetryMode
+from dagster._utils import iterate_with_context
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What a worker needs to run one step of a run (not a tuple: dask passes it as is)."""
+
+    job: Any  # ReconstructableJob
+    run: dg.DagsterRun
+    run_config: dict
+    step_key: str
+    instance_ref: Any
+    known_state: Any
+
+
+def _run_step(step: _Step, _upstream: list) -> list[dg.DagsterEvent]:
+    """On a worker: execute one step against the shared instance; ``_upstream`` only orders it."""
+    with dg.DagsterInstance.from_ref(step.instance_ref) as instance:
+        job = step.job.get_subset(op_selection=step.run.resolved_op_selection)
+        plan = create_execution_plan(
+            job,
+            run_config=step.run_config,
+            step_keys_to_execute=[step.step_key],
+            known_state=step.known_state,
+        )
+        return list(execute_plan(plan, job, instance, step.run, run_config=step.run_config))
+
+
+class DaskClusterExecutor(dg.Executor):
+    """Each step of a run as a task on an existing dask.distributed cluster."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    @property
+    def retries(self) -> RetryMode:
+        return RetryMode.DISABLED
+
+    def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan):
+        from dask.distributed import Client, as_completed
+
+        instance = plan_context.instance
+        if not instance.is_persistent:
+            raise dg.DagsterInvariantViolationError("dask execution needs a persistent instance")
+        run = plan_context.dagster_run
+        with Client(self.address) as client:
+            futures = {}
+            for level in execution_plan.get_steps_to_execute_by_level():
+                for step in level:
+                    upstream = [
+                        futures[key] for put in step.step_inputs for key in put.dependency_keys
+                    ]
+                    task = _Step(
+                        plan_context.reconstructable_job,
+                        run,
+                        plan_context.run_config,
+                        step.key,
+                        instance.get_ref(),
+                        execution_plan.known_state,
+                    )
+                    futures[step.key] = client.submit(
+                        _run_step, task, upstream, key=f"{run.run_id}.{step.key}", pure=False
+                    )
+            done = as_completed(list(futures.values()), with_results=True)
+            for _, events in iterate_with_context(raise_execution_interrupts, done):
+                yield from events
+
+
+@dg.executor(
+    name="dask_cluster",
+    requirements=dg.multiple_process_executor_requirements(),
+    config_schema={"address": dg.StringSource},
+)
+def dask_cluster_executor(init_context: dg.InitExecutorContext) -> DaskClusterExecutor:
+    """Steps on the dask.distributed cluster whose scheduler is at ``address``."""
+    return DaskClusterExecutor(init_context.executor_config["address"])
 
 
 def configured_executor() -> dg.ExecutorDefinition | None:
@@ -15,9 +107,7 @@ def configured_executor() -> dg.ExecutorDefinition | None:
     if choice in ("", "default", "multiprocess"):
         return None
     if choice == "dask":
-        from dagster_dask import dask_executor
-
-        return dask_executor.configured(
-            {"cluster": {"existing": {"address": {"env": "DASK_SCHEDULER_ADDRESS"}}}}
+        return dask_cluster_executor.configured(
+            {"address": {"env": "DASK_SCHEDULER_ADDRESS"}}, name="dask_cluster"
         )
     raise ValueError(f"CONVERSIONFLOW_EXECUTOR={choice!r}: expected 'dask' or unset")

@@ -67,6 +67,8 @@ class ExportJSONIOManager(dg.UPathIOManager):
     def load_from_path(self, context: dg.InputContext, path: UPath) -> object:
         from conversionflow_dagster.core.parameter_export import read_export
 
+        if not path.exists():  # lets an input that allows missing partitions skip this one
+            raise FileNotFoundError(f"{path}: no parameter export stored for this partition")
         return read_export(path)
 
 

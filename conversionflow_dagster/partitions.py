@@ -1,11 +1,24 @@
-"""Monthly partitions of the raw data, spanning the months the config names."""
+"""Partitions: months of data, and optionally markets fitted independently (market x month).
+
+Everything from the fit on is partitioned by month, or by market x month when the config lists
+markets; the weekly panel is then partitioned by market. Assets read the month and the market
+from a partition key with :func:`month_of` and :func:`market_of`, whichever the layout.
+"""
 
 from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
 
 from conversionflow_dagster.core.config import ProjectConfig
+
+MARKET = "market"
+MONTH = "month"
+_MONTH_KEY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def monthly_partitions(config: ProjectConfig) -> dg.MonthlyPartitionsDefinition:
@@ -16,6 +29,68 @@ def monthly_partitions(config: ProjectConfig) -> dg.MonthlyPartitionsDefinition:
     )
 
 
+def dimension_mapping(dimension: str) -> dg.PartitionMapping:
+    """Read the partitions of one dimension (market or month) of a market x month asset."""
+    with warnings.catch_warnings():  # beta in 1.13, and the documented way to do this
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.MultiToSingleDimensionPartitionMapping(dimension)
+
+
+@dataclass(frozen=True)
+class PipelinePartitions:
+    """How each stage is partitioned for one config."""
+
+    monthly: dg.MonthlyPartitionsDefinition  # raw data months
+    fit: dg.PartitionsDefinition  # the fit and everything after it
+    markets: dg.StaticPartitionsDefinition | None = None  # the weekly panel, per market
+
+    @property
+    def panel_input(self) -> dg.AssetIn:
+        """How a fit-partitioned asset reads the weekly panel: its market's, or the only one."""
+        if self.markets is None:
+            return dg.AssetIn()
+        return dg.AssetIn(partition_mapping=dimension_mapping(MARKET))
+
+    def key(self, month: str, market: str | None = None) -> str | dg.MultiPartitionKey:
+        """The fit partition key of ``month`` (YYYY-MM), in ``market`` when there are markets."""
+        if self.markets is None:
+            return f"{month}-01"
+        if market is None:
+            raise ValueError("this project is partitioned by market: name the market")
+        return dg.MultiPartitionKey({MARKET: market, MONTH: f"{month}-01"})
+
+
+def pipeline_partitions(config: ProjectConfig) -> PipelinePartitions:
+    monthly = monthly_partitions(config)
+    if not config.project.markets:
+        return PipelinePartitions(monthly, monthly)
+    markets = dg.StaticPartitionsDefinition(list(config.project.markets))
+    fit = dg.MultiPartitionsDefinition({MARKET: markets, MONTH: monthly})
+    return PipelinePartitions(monthly, fit, markets)
+
+
 def month_of(partition_key: str) -> str:
-    """'2024-03-01' (a monthly partition key) -> '2024-03'."""
-    return partition_key[:7]
+    """The month (YYYY-MM) of a monthly key '2024-03-01' or a market x month key."""
+    if isinstance(partition_key, dg.MultiPartitionKey):
+        return partition_key.keys_by_dimension[MONTH][:7]
+    found = _MONTH_KEY.search(partition_key)
+    if found is None:
+        raise ValueError(f"partition key {partition_key!r} names no month")
+    return found.group()[:7]
+
+
+def month_in(partition_key: str | None) -> str | None:
+    """The month of a key that has one; None for a market key or no key at all."""
+    if partition_key is None or not _MONTH_KEY.search(partition_key):
+        return None
+    return month_of(partition_key)
+
+
+def market_of(partition_key: str) -> str | None:
+    """The market of a market x month key (or of a market key); None for a monthly key."""
+    if isinstance(partition_key, dg.MultiPartitionKey):
+        return partition_key.keys_by_dimension[MARKET]
+    if _MONTH_KEY.fullmatch(partition_key):
+        return None
+    # Multi keys as strings join dimension values in dimension-name order: market|month.
+    return partition_key.split("|")[0]

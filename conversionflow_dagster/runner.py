@@ -10,20 +10,33 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from conversionflow_dagster.partitions import MARKET, MONTH
+
 MONTHLY_ASSETS = ("raw_events", "raw_spend")
 PANEL_ASSETS = ("weekly_panel",)
+EXPERIMENT_ASSETS = ("campaign_lift_tests", "customer_value")
 STAGE1_ASSETS = ("posterior_trace", "parameter_export")
 STAGE2_ASSETS = ("budget_allocation", "attribution_report")
+ACROSS_MARKETS_ASSETS = ("market_allocation",)
 
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One run: which assets, for which month (None: unpartitioned), and what it needs."""
+    """One run: which assets, for which month and market, and which runs it needs."""
 
     name: str
     assets: tuple[str, ...]
-    month: str | None = None
+    month: str | None = None  # None: not partitioned by month
     needs: tuple[str, ...] = ()  # names of earlier runs that must have succeeded
+    market: str | None = None  # None: not partitioned by market
+
+    @property
+    def partition_key(self) -> str | dg.MultiPartitionKey | None:
+        if self.market is not None and self.month is not None:
+            return dg.MultiPartitionKey({MARKET: self.market, MONTH: f"{self.month}-01"})
+        if self.market is not None:
+            return self.market
+        return f"{self.month}-01" if self.month else None
 
 
 @dataclass
@@ -49,21 +62,41 @@ def pipeline_plan(
     panel: bool = True,
     stage1: bool = True,
     stage2: bool = True,
+    markets: Sequence[str] = (),
 ) -> list[PlannedRun]:
-    """Ingest ``months`` one run each, rebuild the panel, then fit/allocate per ``fit_months``."""
+    """Ingest ``months`` one run each, rebuild the panel, then fit/allocate per ``fit_months``.
+
+    With ``markets`` (the panel route's market x month layout) the panel, the fit and the
+    allocation run per market, and each fit month ends with the cross-market allocation.
+    """
     plan: list[PlannedRun] = []
     if ingest:
         plan += [PlannedRun(f"ingest {m}", MONTHLY_ASSETS, m) for m in months]
     if ingest and panel:
-        plan.append(PlannedRun("panel", PANEL_ASSETS, None, tuple(r.name for r in plan)))
+        months_done = tuple(r.name for r in plan)
+        plan += [
+            PlannedRun(_named("panel", m), PANEL_ASSETS, None, months_done, m)
+            for m in markets or [None]
+        ]
+        panels_done = tuple(r.name for r in plan if r.assets == PANEL_ASSETS)
+        plan.append(PlannedRun("experiments", EXPERIMENT_ASSETS, None, panels_done))
     for month in fit_months:
-        needs = ("panel",) if ingest and panel else ()
-        if stage1:
-            plan.append(PlannedRun(f"stage 1 {month}", STAGE1_ASSETS, month, needs))
-            needs = (f"stage 1 {month}",)
-        if stage2:
-            plan.append(PlannedRun(f"stage 2 {month}", STAGE2_ASSETS, month, needs))
+        for market in markets or [None]:
+            needs = (_named("panel", market), "experiments") if ingest and panel else ()
+            if stage1:
+                name = _named(f"stage 1 {month}", market)
+                plan.append(PlannedRun(name, STAGE1_ASSETS, month, needs, market))
+                needs = (name,)
+            if stage2:
+                name = _named(f"stage 2 {month}", market)
+                plan.append(PlannedRun(name, STAGE2_ASSETS, month, needs, market))
+        if markets and stage2:
+            plan.append(PlannedRun(f"across markets {month}", ACROSS_MARKETS_ASSETS, month))
     return plan
+
+
+def _named(name: str, market: str | None) -> str:
+    return f"{name} {market}" if market else name
 
 
 def _reasons(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -109,11 +142,14 @@ def execute_plan(
     """
     parts, present = _definitions_parts(defs)
     summary = RunSummary()
+    not_applicable: set[str] = set()  # runs of assets this route does not have
     for planned in plan:
         selected = [a for a in planned.assets if a in present]
         if not selected:
+            not_applicable.add(planned.name)
             continue
-        if any(not summary.runs.get(need, (False,))[0] for need in planned.needs):
+        needs = [n for n in planned.needs if n not in not_applicable]
+        if any(not summary.runs.get(need, (False,))[0] for need in needs):
             summary.skipped.append(planned.name)
             continue
         run_config = {
@@ -123,7 +159,7 @@ def execute_plan(
         result = dg.materialize(
             parts,
             selection=dg.AssetSelection.assets(*selected),
-            partition_key=f"{planned.month}-01" if planned.month else None,
+            partition_key=planned.partition_key,
             instance=instance,
             raise_on_error=False,
             tags=dict(tags or {}),

@@ -1,17 +1,28 @@
 """Stage 2, allocation: the budget split that maximises the posterior response.
 
 Reads only ``parameter_export`` (never the trace), so a new budget, new bounds or a new
-scenario list reruns in seconds without refitting.
+scenario list reruns in seconds without refitting. With markets, ``budget_allocation`` splits
+each market's budget over its channels and ``market_allocation`` splits one total budget over
+every market and channel.
 """
+
+import dataclasses
 
 import dagster as dg
 
 from conversionflow_dagster.core.config import OptimisationSection
 from conversionflow_dagster.core.errors import ConversionflowError
-from conversionflow_dagster.partitions import month_of
+from conversionflow_dagster.partitions import (
+    MONTH,
+    PipelinePartitions,
+    dimension_mapping,
+    market_of,
+    month_of,
+)
 from conversionflow_dagster.resources import ProjectResource, with_overrides
 
 GROUP = "allocation"
+MARKETS_GROUP = "markets"
 
 
 class AllocationConfig(dg.Config):
@@ -50,10 +61,10 @@ def scenario_budgets(section: OptimisationSection) -> list[float]:
     return sorted({float(b) for b in [*section.scenarios, section.budget]})
 
 
-def build_allocation_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build_allocation_assets(parts: PipelinePartitions) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name="budget_allocation",
-        partitions_def=monthly,
+        partitions_def=parts.fit,
         group_name=GROUP,
         io_manager_key="json_io",
         kinds={"pygad", "scipy"},
@@ -92,13 +103,98 @@ def build_allocation_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsD
                 "winner": main.winner,
                 "ga_referee_gap": main.gap,
                 "runtime_s": round(result.runtime_s, 3),
-                "plan": dg.MetadataValue.json(
+                "plan": _plan_metadata(main.channels),
+            },
+        )
+
+    if parts.markets is None:
+        return [budget_allocation]
+    return [budget_allocation, _market_allocation_asset(parts)]
+
+
+def _plan_metadata(channels) -> dg.MetadataValue:
+    return dg.MetadataValue.json(
+        {str(row.channel): round(float(row.optimised_spend), 2) for row in channels.itertuples()}
+    )
+
+
+def _market_allocation_asset(parts: PipelinePartitions) -> dg.AssetsDefinition:
+    every_market = dg.AssetIn(
+        "parameter_export",
+        partition_mapping=dimension_mapping(MONTH),
+        metadata={"allow_missing_partitions": True},
+    )
+
+    @dg.asset(
+        name="market_allocation",
+        partitions_def=parts.monthly,
+        ins={"exports": every_market},
+        group_name=MARKETS_GROUP,
+        io_manager_key="json_io",
+        kinds={"pygad", "scipy"},
+    )
+    def market_allocation(
+        context: dg.AssetExecutionContext,
+        config: AllocationConfig,
+        project: ProjectResource,
+        exports: dict,
+    ) -> dg.Output:
+        """One total budget split over every market and channel, from the markets' exports."""
+        from conversionflow_dagster.core.allocation import allocate_scenarios
+        from conversionflow_dagster.core.markets import (
+            join_market_exports,
+            market_channel,
+            market_totals,
+        )
+
+        settings_ = project.config()
+        section = with_overrides(settings_.optimisation, config)
+        by_market = {market_of(key): export for key, export in exports.items()}
+        missing = sorted(set(settings_.project.markets) - set(by_market))
+        if missing:
+            context.log.warning(f"markets without a parameter export this month: {missing}")
+        try:
+            joined = join_market_exports(by_market)
+            current = float(joined.current_weekly_spend.sum()) * section.horizon_weeks
+            budget = float(section.total_budget or current)
+            spec = dataclasses.replace(
+                allocation_spec(section),
+                budget=budget,
+                bounds={},  # explicit bounds are per market's channel: they apply within markets
+                locked=tuple(market_channel(m, c) for m in by_market for c in section.locked),
+            )
+            result = allocate_scenarios(joined, spec, [budget])
+        except ConversionflowError as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from error
+        [main] = result.results
+        document = {
+            "as_of_month": month_of(context.partition_key),
+            "markets": sorted(by_market),
+            "missing_markets": missing,
+            "main_budget": budget,
+            "horizon_weeks": section.horizon_weeks,
+            "objective": section.objective,
+            **result.to_document(),
+        }
+        document["market_totals"] = market_totals(document["scenarios"][0]["channels"])
+        totals = main.totals()
+        return dg.Output(
+            document,
+            metadata={
+                "budget": budget,
+                "markets": len(by_market),
+                "missing_markets": ", ".join(missing) or "none",
+                "uplift_mean": totals["uplift_mean"],
+                "p_uplift_positive": totals["p_uplift_positive"],
+                "winner": main.winner,
+                "runtime_s": round(result.runtime_s, 3),
+                "plan_by_market": dg.MetadataValue.json(
                     {
-                        str(row.channel): round(float(row.optimised_spend), 2)
-                        for row in main.channels.itertuples()
+                        m: round(v["optimised_spend"], 2)
+                        for m, v in document["market_totals"].items()
                     }
                 ),
             },
         )
 
-    return [budget_allocation]
+    return market_allocation

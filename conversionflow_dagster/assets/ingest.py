@@ -17,7 +17,7 @@ from conversionflow_dagster.core.panel import (
     read_controls,
 )
 from conversionflow_dagster.core.spend import fed_channels, read_month_spend
-from conversionflow_dagster.partitions import month_of
+from conversionflow_dagster.partitions import PipelinePartitions, market_of, month_of
 from conversionflow_dagster.resources import ProjectResource
 
 GROUP = "ingest"
@@ -51,11 +51,12 @@ def _panel_result(panel: WeeklyPanel) -> dg.Output:
 
 
 def build_ingest_assets(
-    config: ProjectConfig, monthly: dg.PartitionsDefinition
+    config: ProjectConfig, parts: PipelinePartitions
 ) -> list[dg.AssetsDefinition]:
     """The ingest assets for the configured route."""
     if config.sources.route == "panel":
-        return [_panel_file_asset()]
+        return [_panel_file_asset(parts.markets)]
+    monthly = parts.monthly
     assets = [_raw_events_asset(monthly)]
     has_feed = config.sources.spend is not None and bool(fed_channels(config))
     if has_feed:
@@ -173,19 +174,22 @@ def _events_panel_asset(has_feed: bool) -> dg.AssetsDefinition:
     return weekly_panel
 
 
-def _panel_file_asset() -> dg.AssetsDefinition:
+def _panel_file_asset(markets: dg.StaticPartitionsDefinition | None) -> dg.AssetsDefinition:
     @dg.asset(
         name="weekly_panel",
+        partitions_def=markets,
         group_name=GROUP,
         io_manager_key="parquet_io",
         retry_policy=IO_RETRY,
         kinds={"pandas", "parquet"},
     )
-    def weekly_panel(project: ProjectResource) -> dg.Output:
-        """A ready weekly table, mapped into the panel contract by the config."""
+    def weekly_panel(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.Output:
+        """A ready weekly table (one market's rows, with markets), in the panel contract."""
         config = project.config()
+        market = market_of(context.partition_key) if context.has_partition_key else None
         try:
-            panel = build_panel_from_file(project.path(config.sources.panel.path), config)
+            path = project.path(config.sources.panel.path)
+            panel = build_panel_from_file(path, config, market)
         except ConversionflowError as error:
             raise input_failure(error) from error
         return _panel_result(panel)

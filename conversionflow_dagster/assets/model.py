@@ -5,13 +5,17 @@ month, so a backfill over months refits "as of" each month. Its blocking converg
 stop everything downstream when the sampler did not converge.
 """
 
+import json
+
 import dagster as dg
+import pandas as pd
 
 from conversionflow_dagster import settings
+from conversionflow_dagster.assets.experiments import LIFT_TESTS
 from conversionflow_dagster.core.config import ModelSection
 from conversionflow_dagster.core.errors import ConversionflowError
 from conversionflow_dagster.core.panel import WeeklyPanel, panel_window
-from conversionflow_dagster.partitions import month_of
+from conversionflow_dagster.partitions import PipelinePartitions, market_of, month_of
 from conversionflow_dagster.resources import ProjectResource, with_overrides
 
 GROUP = "model"
@@ -30,8 +34,15 @@ class FitConfig(dg.Config):
     holdout_weeks: int | None = None
 
 
-def fit_panel(panel: WeeklyPanel, model: ModelSection, progress, cache_dir: str):
-    """Fit the model to a panel window; JAX is configured before its backend starts."""
+def fit_panel(
+    panel: WeeklyPanel,
+    model: ModelSection,
+    progress,
+    cache_dir: str,
+    lift_tests: pd.DataFrame | None = None,
+):
+    """Fit the model to a panel window (calibrated by ``lift_tests`` when given); JAX is
+    configured before its backend starts."""
     from conversionflow_dagster.core.jax_setup import configure_jax, default_host_devices
 
     configure_jax(default_host_devices(model.chains), cache_dir)
@@ -65,13 +76,20 @@ def fit_panel(panel: WeeklyPanel, model: ModelSection, progress, cache_dir: str)
         holdout_weeks=model.holdout_weeks,
         target_name=model.target,
         progress_callback=progress,
+        lift_tests=lift_tests,
     )
 
 
-def build_model_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build_model_assets(
+    parts: PipelinePartitions, calibrate: bool = False
+) -> list[dg.AssetsDefinition]:
+    """The fit; with ``calibrate`` it reads ``campaign_lift_tests`` into its likelihood."""
+    lift_tests = {LIFT_TESTS: dg.AssetIn()} if calibrate else {}
+
     @dg.asset(
         name="posterior_trace",
-        partitions_def=monthly,
+        partitions_def=parts.fit,
+        ins={"weekly_panel": parts.panel_input, **lift_tests},
         group_name=GROUP,
         io_manager_key="trace_io",
         pool="mcmc",  # a fit uses every core; the instance caps fits running at once
@@ -82,12 +100,13 @@ def build_model_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsDefini
         config: FitConfig,
         project: ProjectResource,
         weekly_panel: WeeklyPanel,
+        **calibration: pd.DataFrame,
     ) -> dg.Output:
         """NUTS posterior of the marketing-mix model, fitted as of the partition's month."""
         from conversionflow_dagster.core.diagnostics import convergence_report
 
         model = with_overrides(project.config().model, config)
-        month = month_of(context.partition_key)
+        month, market = month_of(context.partition_key), market_of(context.partition_key)
 
         def progress(done: int, total: int, phase: str) -> None:
             context.log.info(f"{phase}: {done}/{total} iterations per chain")
@@ -95,15 +114,21 @@ def build_model_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsDefini
         try:
             window = panel_window(weekly_panel, month, model.window_weeks)
             context.log.info(
-                f"fitting {len(window.frame)} weeks ({window.weeks[0].date()} to "
+                (f"market {market}: " if market else "")
+                + f"fitting {len(window.frame)} weeks ({window.weeks[0].date()} to "
                 f"{window.weeks[-1].date()}), {len(window.channels)} channels, "
                 f"{model.chains} chains x {model.warmup} warm-up + {model.draws} draws"
             )
-            result = fit_panel(window, model, progress, str(settings.jax_cache_dir()))
+            tests = calibration.get(LIFT_TESTS)
+            cache = str(settings.jax_cache_dir())
+            result = fit_panel(window, model, progress, cache, tests)
         except ConversionflowError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
         report = convergence_report(result.idata)
+        used = json.loads(result.idata.posterior.attrs.get("lift_tests", '{"used": []}'))["used"]
         metadata = {
+            "lift_tests_used": ", ".join(t["test_id"] for t in used) or "none",
+            **({"market": market} if market else {}),
             "weeks": len(window.frame),
             "first_week": str(window.weeks[0].date()),
             "last_week": str(window.weeks[-1].date()),
@@ -128,10 +153,11 @@ def current_weekly_spend(panel: WeeklyPanel, weeks: int) -> dict[str, float]:
     return {channel: float(value) for channel, value in recent.mean().items()}
 
 
-def build_export_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build_export_assets(parts: PipelinePartitions) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name="parameter_export",
-        partitions_def=monthly,
+        partitions_def=parts.fit,
+        ins={"weekly_panel": parts.panel_input},
         group_name=GROUP,
         io_manager_key="export_io",
         retry_policy=dg.RetryPolicy(max_retries=2, delay=2),

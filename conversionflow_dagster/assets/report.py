@@ -7,10 +7,12 @@ modelled improvement scaled to the configured attributable share, never a claim 
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
 from conversionflow_dagster import settings
+from conversionflow_dagster.assets.experiments import CUSTOMER_VALUE, LIFT_TESTS
 from conversionflow_dagster.core.panel import WeeklyPanel
-from conversionflow_dagster.partitions import month_of
+from conversionflow_dagster.partitions import PipelinePartitions, market_of, month_of
 from conversionflow_dagster.resources import ProjectResource
 
 GROUP = "report"
@@ -24,13 +26,14 @@ class ReportConfig(dg.Config):
     attributable_share: float | None = None
 
 
-def previous_exports(root: Path) -> dict:
-    """Every month's stored parameter export, for the parameter-stability plot."""
+def previous_exports(root: Path, market: str | None = None) -> dict:
+    """Every month's stored parameter export (of ``market``), for the stability plot."""
     from conversionflow_dagster.core.errors import ContractError
     from conversionflow_dagster.core.parameter_export import read_export
 
+    folder = settings.storage_dir(root) / "assets" / "parameter_export"
     exports = {}
-    for path in sorted((settings.storage_dir(root) / "assets" / "parameter_export").glob("*.json")):
+    for path in sorted((folder / market if market else folder).glob("*.json")):
         try:
             exports[path.stem[:7]] = read_export(path)
         except ContractError:
@@ -38,10 +41,19 @@ def previous_exports(root: Path) -> dict:
     return exports
 
 
-def build_report_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def _non_empty(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    return frame if frame is not None and len(frame) else None
+
+
+def build_report_assets(
+    parts: PipelinePartitions, extras: tuple[str, ...] = ()
+) -> list[dg.AssetsDefinition]:
+    """The report; ``extras`` names the experiment assets present (lift tests, customer value)."""
+
     @dg.asset(
         name="attribution_report",
-        partitions_def=monthly,
+        partitions_def=parts.fit,
+        ins={"weekly_panel": parts.panel_input, **{name: dg.AssetIn() for name in extras}},
         group_name=GROUP,
         kinds={"html", "csv", "json"},
     )
@@ -53,6 +65,7 @@ def build_report_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsDefin
         parameter_export: object,
         posterior_trace: object,
         weekly_panel: WeeklyPanel,
+        **experiments: pd.DataFrame,
     ) -> dg.MaterializeResult:
         """Executive summary, allocation, scenarios, diagnostics and plots, scoped to the data."""
         from conversionflow_dagster.core.report import write_report
@@ -61,7 +74,7 @@ def build_report_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsDefin
 
         settings_ = project.config()
         section = settings_.report
-        month = month_of(context.partition_key)
+        month, market = month_of(context.partition_key), market_of(context.partition_key)
         share = config.attributable_share or section.attributable_share
         data = build_report_data(
             project=settings_.project.name,
@@ -71,11 +84,15 @@ def build_report_assets(monthly: dg.PartitionsDefinition) -> list[dg.AssetsDefin
             panel=weekly_panel,
             target=settings_.model.target,
             attributable_share=share,
-            monthly_exports=previous_exports(Path(project.root)),
+            monthly_exports=previous_exports(Path(project.root), market),
             currency=section.currency,
             seed=settings_.model.seed,
+            lift_tests=experiments.get(LIFT_TESTS),
+            customer_value=_non_empty(experiments.get(CUSTOMER_VALUE)),
+            customer_value_horizon_days=settings_.customer_value.horizon_days,
         )
-        out_dir = project.path(config.output_dir or section.output_dir) / month
+        out_dir = project.path(config.output_dir or section.output_dir)
+        out_dir = out_dir / market / month if market else out_dir / month
         written = write_report(data, out_dir, formats=tuple(config.formats or section.formats))
         headline = headline_figures(data.current_outcome_draws, data.uplift_draws, share)
         metadata = {

@@ -10,7 +10,7 @@ from conversionflow_dagster.core.config import GatesConfig
 from conversionflow_dagster.core.events import event_rules
 from conversionflow_dagster.core.panel import panel_rules
 from conversionflow_dagster.core.spend import spend_rules
-from conversionflow_dagster.partitions import month_of
+from conversionflow_dagster.partitions import PipelinePartitions, month_in
 
 RAW_EVENTS_CHECKS = {
     "schema": "Columns and types match the events contract.",
@@ -61,7 +61,7 @@ def blocking_rule_checks(
 
     @dg.multi_asset_check(specs=specs, name=f"{asset}_checks", ins={"value": dg.AssetIn(asset)})
     def _checks(context: dg.AssetCheckExecutionContext, value: object):
-        month = month_of(context.partition_key) if context.has_partition_key else None
+        month = month_in(context.partition_key if context.has_partition_key else None)
         for outcome in evaluate(value, month):
             yield dg.AssetCheckResult(
                 asset_key=asset,
@@ -76,9 +76,14 @@ def blocking_rule_checks(
 
 
 def build_ingest_checks(
-    asset_names: set[str], monthly: dg.PartitionsDefinition
+    asset_names: set[str], parts: PipelinePartitions
 ) -> list[dg.AssetChecksDefinition]:
-    checks = [blocking_rule_checks("weekly_panel", PANEL_CHECKS, lambda p, _: panel_rules(p))]
+    monthly = parts.monthly
+    checks = [
+        blocking_rule_checks(
+            "weekly_panel", PANEL_CHECKS, lambda p, _: panel_rules(p), parts.markets
+        )
+    ]
     if "raw_events" in asset_names:
         checks.append(blocking_rule_checks("raw_events", RAW_EVENTS_CHECKS, event_rules, monthly))
     if "raw_spend" in asset_names:
@@ -99,7 +104,7 @@ def build_trace_checks(
     return [blocking_rule_checks("posterior_trace", TRACE_CHECKS, evaluate, monthly)]
 
 
-def build_allocation_checks(monthly: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+def build_allocation_checks(parts: PipelinePartitions) -> list[dg.AssetChecksDefinition]:
     """What the business acts on must add up: blocking before the report."""
 
     def evaluate(document: object, _month: str | None) -> list[CheckOutcome]:
@@ -107,4 +112,9 @@ def build_allocation_checks(monthly: dg.PartitionsDefinition) -> list[dg.AssetCh
 
         return allocation_rules(document)
 
-    return [blocking_rule_checks("budget_allocation", ALLOCATION_CHECKS, evaluate, monthly)]
+    checks = [blocking_rule_checks("budget_allocation", ALLOCATION_CHECKS, evaluate, parts.fit)]
+    if parts.markets is not None:
+        checks.append(
+            blocking_rule_checks("market_allocation", ALLOCATION_CHECKS, evaluate, parts.monthly)
+        )
+    return checks

@@ -50,7 +50,21 @@ class ProjectSection(_Strict):
     name: str = "conversionflow"
     week_start: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
     partitions: PartitionsConfig
+    # Markets (geos) fitted independently: a second partition dimension (market x month).
+    # Needs the panel route with sources.panel.columns.market naming the market column.
+    markets: list[str] = []
     allow_paths_outside_root: bool = False
+
+    @field_validator("markets")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        repeated = sorted({m for m in value if value.count(m) > 1})
+        if repeated:
+            raise ValueError(f"markets listed twice: {repeated}")
+        bad = [m for m in value if not m or "|" in m or "/" in m or m != m.strip()]
+        if bad:
+            raise ValueError(f"market names must be non-empty, without '|', '/' or padding: {bad}")
+        return value
 
     @property
     def week_start_index(self) -> int:
@@ -92,6 +106,7 @@ class PanelColumns(_Strict):
     date: str
     conversions: str | None = None
     revenue: str | None = None
+    market: str | None = None  # long layout: one row per market and week (project.markets)
 
     @model_validator(mode="after")
     def _has_target(self) -> PanelColumns:
@@ -175,7 +190,10 @@ class ChannelBounds(_Strict):
 class OptimisationSection(_Strict):
     """Read by stage 2 (allocation)."""
 
-    budget: float = Field(2_500_000, gt=0)
+    budget: float = Field(2_500_000, gt=0)  # per market when project.markets is set
+    # Across markets: the budget split over market x channel; None = what the markets spend
+    # now over the horizon (the same money, redistributed).
+    total_budget: float | None = Field(None, gt=0)
     horizon_weeks: int = Field(13, ge=1)
     scenarios: list[Annotated[float, Field(gt=0)]] = [2_000_000, 2_500_000, 2_750_000, 5_000_000]
     bounds_band: float = Field(0.5, ge=0)
@@ -186,6 +204,22 @@ class OptimisationSection(_Strict):
     risk_k: NonNegative = 1.0
     population: int = Field(100, ge=4)
     generations: int = Field(200, ge=1)
+    seed: int = 0
+
+
+class ExperimentsSection(_Strict):
+    """Randomised campaign lift tests (test vs control cohorts), read by ``campaign_lift_tests``."""
+
+    lift_tests: str | None = None  # a CSV/Parquet file in the lift-test contract; None: none
+    calibrate: bool = True  # tests with a spend_change enter the model's likelihood
+
+
+class CustomerValueSection(_Strict):
+    """Per-channel customer value (LTV, CAC, LTV:CAC, payback) from the journey log."""
+
+    horizon_days: int = Field(180, ge=1)  # value counted this long after acquisition
+    attribution: Literal["first_touch", "last_touch"] = "first_touch"
+    bootstrap: int = Field(1000, ge=100)  # replicates for the intervals
     seed: int = 0
 
 
@@ -203,6 +237,8 @@ class ProjectConfig(_Strict):
     controls: ControlsSection = ControlsSection()
     model: ModelSection = ModelSection()
     optimisation: OptimisationSection = OptimisationSection()
+    experiments: ExperimentsSection = ExperimentsSection()
+    customer_value: CustomerValueSection = CustomerValueSection()
     report: ReportSection = ReportSection()
 
     @model_validator(mode="after")
@@ -219,6 +255,8 @@ class ProjectConfig(_Strict):
                     )
                 seen[touchpoint] = name
         if self.sources.route == "events":
+            if self.project.markets:
+                raise ValueError("project.markets needs the panel route (a market column)")
             self._check_events_route()
         else:
             self._check_panel_route()
@@ -252,6 +290,12 @@ class ProjectConfig(_Strict):
             raise ValueError("controls: the events route reads controls from 'path'; set it")
 
     def _check_panel_route(self) -> None:
+        has_column = self.sources.panel.columns.market is not None
+        if has_column != bool(self.project.markets):
+            raise ValueError(
+                "project.markets and sources.panel.columns.market go together: list the markets "
+                "to fit and name the panel column that holds them"
+            )
         for name, channel in self.channels.items():
             if channel.spend_column is None:
                 raise ValueError(f"channels.{name}: the panel route needs spend_column")

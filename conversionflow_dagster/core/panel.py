@@ -30,6 +30,7 @@ from conversionflow_dagster.core.controls import (
 )
 from conversionflow_dagster.core.errors import ContractError, InputDataError
 from conversionflow_dagster.core.tables import (
+    Table,
     parse_numbers,
     parse_timestamps,
     read_table,
@@ -280,10 +281,18 @@ def _refuse_duplicate_weeks(table, weeks: pd.Series, column: str) -> None:
         )
 
 
-def build_panel_from_file(path: Path, config: ProjectConfig) -> WeeklyPanel:
-    """Read a ready weekly table through the config's column mapping (route 2)."""
+def build_panel_from_file(
+    path: Path, config: ProjectConfig, market: str | None = None
+) -> WeeklyPanel:
+    """Read a ready weekly table through the config's column mapping (route 2).
+
+    With markets configured the file is long (one row per market and week) and ``market``
+    selects one of them; errors still name the line in the file.
+    """
     panel_cfg = config.sources.panel
     table = read_table(path)
+    if panel_cfg.columns.market is not None:
+        table = market_rows(table, panel_cfg.columns.market, config.project.markets, market)
     targets = {t: getattr(panel_cfg.columns, t) for t in TARGETS}
     targets = {t: c for t, c in targets.items() if c is not None}
     touch_columns = {n: c.touches_column for n, c in config.channels.items() if c.touches_column}
@@ -323,6 +332,22 @@ def build_panel_from_file(path: Path, config: ProjectConfig) -> WeeklyPanel:
         source_totals=totals,
         sources=(path.name,),
     )
+
+
+def market_rows(table: Table, column: str, markets: list[str], market: str | None) -> Table:
+    """The rows of ``market``; refuse a market the file lacks or one the config does not list."""
+    require_columns(table, {"market": column}, "sources.panel.columns")
+    labels = table.frame[column].astype(str).str.strip()
+    if market not in markets:
+        raise ContractError(f"market {market!r} is not one of project.markets {markets}")
+    keep = (labels == market).to_numpy()
+    if not keep.any():
+        present = sorted(labels.unique())
+        raise table.error(
+            f"no rows for market {market!r} in column {column!r}; the file has {present}",
+            column=column,
+        )
+    return table.subset(keep)
 
 
 def _controls_of(frame: pd.DataFrame) -> list[str]:

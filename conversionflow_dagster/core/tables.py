@@ -25,10 +25,24 @@ class Table:
     frame: pd.DataFrame
     first_row: int  # number of the first data row: 2 for CSV (after the header), 1 for Parquet
     row_kind: str  # "line" for CSV, "row" for Parquet
+    positions: np.ndarray | None = None  # a subset's rows' positions in the file (None: all)
 
     def error(self, problem: str, *, index: int | None = None, column: str | None = None):
+        if index is not None and self.positions is not None:
+            index = int(self.positions[index])
         row = None if index is None else self.first_row + index
         return InputDataError(self.path, problem, row=row, column=column, row_kind=self.row_kind)
+
+    def subset(self, keep: np.ndarray) -> Table:
+        """The rows where ``keep`` is true; errors still name their line in the file."""
+        positions = np.arange(len(self.frame)) if self.positions is None else self.positions
+        return Table(
+            self.path,
+            self.frame.loc[keep].reset_index(drop=True),
+            self.first_row,
+            self.row_kind,
+            positions[keep],
+        )
 
 
 def _utf8_error(path: Path) -> InputDataError:

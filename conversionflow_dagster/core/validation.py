@@ -14,6 +14,7 @@ from conversionflow_dagster.core.checks import CheckOutcome
 from conversionflow_dagster.core.config import ProjectConfig, load_config, resolve_project_path
 from conversionflow_dagster.core.errors import ConversionflowError
 from conversionflow_dagster.core.events import event_rules, read_month_events
+from conversionflow_dagster.core.lift_tests import read_lift_tests
 from conversionflow_dagster.core.panel import (
     build_panel_from_events,
     build_panel_from_file,
@@ -48,16 +49,26 @@ def validate_inputs(root: Path, config_file: Path) -> tuple[bool, list[str]]:
         f"{config_file}: config is valid ({config.sources.route} route, "
         f"{len(config.channels)} channels)"
     ]
-    if config.sources.route == "panel":
+    problems: list[str] = []
+    if config.experiments.lift_tests is not None:
         try:
-            panel = build_panel_from_file(path(config.sources.panel.path), config)
+            tests = read_lift_tests(path(config.experiments.lift_tests))
+            lines.append(f"lift tests: {len(tests)} test(s)")
         except ConversionflowError as error:
-            return False, [*lines, f"error: {error}"]
-        problems = _format("weekly_panel", panel_rules(panel))
-        lines.append(f"panel: {len(panel.frame)} weeks, {len(panel.channels)} channels")
+            problems.append(f"error: {error}")
+    if config.sources.route == "panel":
+        for market in config.project.markets or [None]:
+            name = f"weekly_panel {market}" if market else "weekly_panel"
+            try:
+                panel = build_panel_from_file(path(config.sources.panel.path), config, market)
+            except ConversionflowError as error:
+                problems.append(f"error: {error}")
+                continue
+            problems += _format(name, panel_rules(panel))
+            lines.append(f"{name}: {len(panel.frame)} weeks, {len(panel.channels)} channels")
         return not problems, lines + problems
 
-    events, spend, problems = {}, {}, []
+    events, spend = {}, {}
     use_spend = config.sources.spend is not None and bool(fed_channels(config))
     for month in _months(config):
         try:

@@ -9,7 +9,9 @@ import sys
 import dagster as dg
 import pytest
 
-from conversionflow_tests.conftest import REPO, free_port
+from conversionflow_dagster.code_location import build_definitions
+from conversionflow_dagster.runner import execute_plan, pipeline_plan
+from conversionflow_tests.conftest import REPO, SMALL_MONTHS, free_port, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -127,3 +129,66 @@ def test_one_month_runs_on_the_dask_workers(dask_cluster, project):
     assert step_pids and step_pids <= worker_pids, (step_pids, worker_pids)
     # both workers took part: independent steps were spread over the cluster
     assert len(step_pids) == 2
+
+
+def test_concurrent_fits_of_one_job_each_run_on_the_cluster(dask_cluster, project):
+    """Two months' stage 1 at once: pooled fit steps on the workers, neither run's steps taken
+    for the other's (tasks are named by run, not only by job and step)."""
+    env, worker_pids = dask_cluster
+    quick = {
+        "model.chains": 2,
+        "model.warmup": 150,
+        "model.draws": 150,
+        "model.gates": {
+            "max_r_hat": 1.5,
+            "min_ess_bulk": 10,
+            "min_ess_tail": 10,
+            "max_divergences": 300,
+        },
+    }
+    write_config(project, **quick)
+    months = ["2023-04-01", "2023-05-01"]
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    try:  # the months' data first (this also creates the instance's storage once: two first
+        # runs at once would race to create it)
+        with dg.DagsterInstance.get() as instance:
+            defs = build_definitions(project, project / "configs/test.yaml")
+            assert execute_plan(defs, instance, pipeline_plan(SMALL_MONTHS)).success
+    finally:
+        os.environ.pop("DAGSTER_HOME")
+    command = [sys.executable, "-m", "dagster", "job", "execute", "-j", "stage1_job"]
+    command += ["-m", "conversionflow_dagster.definitions", "-a", "defs"]
+    runs = [
+        subprocess.Popen(
+            [*command, "--tags", json.dumps({"dagster/partition": month})],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for month in months
+    ]
+    for run in runs:
+        output, _ = run.communicate(timeout=900)
+        assert run.returncode == 0, output[-3000:]
+    for month in months:
+        assert (project / f"storage/assets/parameter_export/{month}.json").is_file()
+
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    try:
+        with dg.DagsterInstance.get() as instance:
+            records = instance.get_run_records()
+            records = [r for r in records if r.dagster_run.job_name == "stage1_job"]
+            assert {r.dagster_run.tags["dagster/partition"] for r in records} == set(months)
+            fit_pids = {
+                e.dagster_event.pid
+                for r in records
+                for e in instance.all_logs(r.dagster_run.run_id)
+                if e.dagster_event
+                and e.dagster_event.is_step_success
+                and e.dagster_event.step_key == "posterior_trace"
+            }
+    finally:
+        os.environ.pop("DAGSTER_HOME")
+    assert len(fit_pids) >= 1 and fit_pids <= worker_pids

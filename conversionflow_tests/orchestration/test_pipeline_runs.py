@@ -4,7 +4,9 @@ import json
 import shutil
 
 import dagster as dg
+import pandas as pd
 import pytest
+import yaml
 
 from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.core.synthetic import SyntheticSpec, simulate, write_sample
@@ -27,6 +29,10 @@ def test_a_too_short_fit_is_blocked_and_nothing_downstream_materialises(project,
     assert instance.get_materialized_partitions(dg.AssetKey("posterior_trace")) == {"2023-05-01"}
     for asset in ("parameter_export", "budget_allocation", "attribution_report"):
         assert not instance.get_materialized_partitions(dg.AssetKey(asset)), asset
+
+
+def defs_channels(root):
+    return yaml.safe_load((root / "configs/default.yaml").read_text())["channels"]
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +81,14 @@ def test_full_pipeline_on_the_sample_writes_a_scoped_report(sample_project, inst
     assert "5%" in html and "img" in html
     assert (report_dir / "attribution_report.csv").stat().st_size > 1000
     assert document  # the report's own tests compare its three formats number by number
+
+    # Both generated lift tests fall in the fit window and calibrate it; the report says so.
+    [trace] = instance.fetch_materializations(dg.AssetKey("posterior_trace"), limit=1).records
+    used = trace.asset_materialization.metadata["lift_tests_used"].value
+    assert used == "LT-01-display, LT-02-email"
+    assert 'id="section-lift-tests"' in html and "Used in fit" in html
+    # Customer value over 180 days for every paid channel, in the report's LTV:CAC table.
+    value = pd.read_parquet(sample_project / "storage/assets/customer_value.parquet")
+    assert list(value["channel"]) == list(defs_channels(sample_project))
+    assert (value["customers"] > 100).all() and (value["ltv_low"] < value["ltv_high"]).all()
+    assert 'id="section-customer-value"' in html
