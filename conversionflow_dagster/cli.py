@@ -62,15 +62,24 @@ def asset_config(args: argparse.Namespace) -> dict[str, dict]:
     report = _given(args, ("output", "formats"))
     if "output" in report:
         report["output_dir"] = report.pop("output")
-    config = {"posterior_trace": fit, "budget_allocation": allocation, "attribution_report": report}
+    across = _given(args, ("total_budget",))
+    config = {
+        "posterior_trace": fit,
+        "budget_allocation": allocation,
+        "market_allocation": across,
+        "attribution_report": report,
+    }
     return {asset: values for asset, values in config.items() if values}
 
 
-def latest_export_month(root: Path) -> str | None:
-    """The most recent month with a stored parameter export (what --stage2-only reuses)."""
+def latest_export_month(root: Path, markets: list[str]) -> str | None:
+    """The most recent month with a stored parameter export (what --stage2-only reuses); with
+    markets, the most recent month every one of them has."""
     folder = settings.storage_dir(root) / "assets" / "parameter_export"
-    exports = sorted(folder.glob("**/*.json"), key=lambda path: path.stem)  # markets: subfolders
-    return exports[-1].stem[:7] if exports else None
+    folders = [folder / m for m in markets] or [folder]
+    months = [{path.stem[:7] for path in f.glob("*.json")} for f in folders]
+    common = set.intersection(*months)
+    return max(common) if common else None
 
 
 def prepare_test_mode(root: Path) -> tuple[Path, Path]:
@@ -105,7 +114,7 @@ def run_plan(args: argparse.Namespace, months: list[str], root: Path, markets: l
             raise SystemExit(f"error: --markets {unknown} not in project.markets {markets}")
         markets = args.markets
     if args.stage2_only:
-        month = args.month_to or latest_export_month(root)
+        month = args.month_to or latest_export_month(root, markets)
         if month is None:
             raise SystemExit("error: --stage2-only needs a stored parameter export; run stage 1")
         return pipeline_plan([], fit_months=[month], ingest=False, stage1=False, markets=markets)
@@ -289,6 +298,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, help="sampler seed")
     run.add_argument("--budget", type=float, help="total budget over the planning horizon")
+    run.add_argument(
+        "--total-budget", type=float, help="with markets: the budget split across markets"
+    )
     run.add_argument("--scenarios", type=_floats, help="scenario budgets, e.g. 2e6,2.5e6,5e6")
     run.add_argument("--output", help="report folder (relative to the project root)")
     run.add_argument("--formats", type=_formats, help="report formats, e.g. csv,json,html")

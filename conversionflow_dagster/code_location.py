@@ -52,7 +52,8 @@ def pipeline_jobs(markets: bool = False) -> list:
     stage1 = (
         dg.AssetSelection.groups(MODEL) if markets else ingest | dg.AssetSelection.groups(MODEL)
     )
-    stage2 = dg.AssetSelection.groups(ALLOCATION, REPORT)
+    # The report reads the lift tests and customer value: seconds to rebuild, so stage 2 does.
+    stage2 = dg.AssetSelection.groups(EXPERIMENTS, ALLOCATION, REPORT)
     across = [
         dg.define_asset_job(
             "market_allocation_job",

@@ -9,7 +9,9 @@ project runs: it names each task ``<job>.<step>``, so concurrent runs of one job
 over markets) share tasks and all but one skip their steps (dagster issue 21418), and it hands
 the run record to ``Client.submit``, whose argument parser walks tuples and breaks on the
 run's op-concurrency record (any step in a pool, like the fit). Here a task is named by run and
-step, and Dagster's objects travel in an opaque envelope the parser leaves alone.
+step, and Dagster's objects travel in an opaque envelope the parser leaves alone. Like
+dagster-dask's, it does not claim concurrency-pool slots: start workers with ``--nthreads 1``
+so that a worker runs one step (one fit) at a time.
 """
 
 from __future__ import annotations
@@ -39,9 +41,21 @@ class _Step:
     known_state: Any
 
 
-def _run_step(step: _Step, _upstream: list) -> list[dg.DagsterEvent]:
-    """On a worker: execute one step against the shared instance; ``_upstream`` only orders it."""
+def _run_step(step: _Step, upstream: list[list[dg.DagsterEvent]]) -> list[dg.DagsterEvent]:
+    """On a worker: execute one step against the shared instance, unless a step it depends on
+    did not succeed (a failed blocking check included): then it is skipped, as Dagster's own
+    executors do, and never reads an older file of that partition."""
     with dg.DagsterInstance.from_ref(step.instance_ref) as instance:
+        failed = [
+            events[0].step_key if events else "an upstream step"
+            for events in upstream
+            if not any(e.is_step_success for e in events)
+        ]
+        if failed:
+            instance.report_engine_event(
+                f"{step.step_key} skipped: {', '.join(failed)} did not succeed", step.run
+            )
+            return []
         job = step.job.get_subset(op_selection=step.run.resolved_op_selection)
         plan = create_execution_plan(
             job,
@@ -73,8 +87,11 @@ class DaskClusterExecutor(dg.Executor):
             futures = {}
             for level in execution_plan.get_steps_to_execute_by_level():
                 for step in level:
-                    upstream = [
-                        futures[key] for put in step.step_inputs for key in put.dependency_keys
+                    upstream = [  # steps of this run only (a re-execution skips the rest)
+                        futures[key]
+                        for put in step.step_inputs
+                        for key in put.dependency_keys
+                        if key in futures
                     ]
                     task = _Step(
                         plan_context.reconstructable_job,
@@ -87,9 +104,12 @@ class DaskClusterExecutor(dg.Executor):
                     futures[step.key] = client.submit(
                         _run_step, task, upstream, key=f"{run.run_id}.{step.key}", pure=False
                     )
-            done = as_completed(list(futures.values()), with_results=True)
-            for _, events in iterate_with_context(raise_execution_interrupts, done):
-                yield from events
+            try:
+                done = as_completed(list(futures.values()), with_results=True)
+                for _, events in iterate_with_context(raise_execution_interrupts, done):
+                    yield from events
+            finally:  # an interrupted run leaves no steps running on the cluster
+                client.cancel([f for f in futures.values() if not f.done()])
 
 
 @dg.executor(

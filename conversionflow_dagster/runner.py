@@ -14,7 +14,8 @@ from conversionflow_dagster.partitions import MARKET, MONTH
 
 MONTHLY_ASSETS = ("raw_events", "raw_spend")
 PANEL_ASSETS = ("weekly_panel",)
-EXPERIMENT_ASSETS = ("campaign_lift_tests", "customer_value")
+LIFT_TESTS_ASSET, LIFT_TESTS_RUN = "campaign_lift_tests", "lift tests"
+CUSTOMER_VALUE_ASSET, CUSTOMER_VALUE_RUN = "customer_value", "customer value"
 STAGE1_ASSETS = ("posterior_trace", "parameter_export")
 STAGE2_ASSETS = ("budget_allocation", "attribution_report")
 ACROSS_MARKETS_ASSETS = ("market_allocation",)
@@ -78,20 +79,27 @@ def pipeline_plan(
             PlannedRun(_named("panel", m), PANEL_ASSETS, None, months_done, m)
             for m in markets or [None]
         ]
-        panels_done = tuple(r.name for r in plan if r.assets == PANEL_ASSETS)
-        plan.append(PlannedRun("experiments", EXPERIMENT_ASSETS, None, panels_done))
+    # Read by the fit (calibration) and the report; cheap, so rebuilt whenever they are.
+    if (ingest and panel) or fit_months:
+        plan.append(PlannedRun(LIFT_TESTS_RUN, (LIFT_TESTS_ASSET,)))
+    if (ingest and panel) or (fit_months and stage2):
+        needs = ("panel",) if ingest and panel else ()
+        plan.append(PlannedRun(CUSTOMER_VALUE_RUN, (CUSTOMER_VALUE_ASSET,), None, needs))
     for month in fit_months:
+        fits = []
         for market in markets or [None]:
-            needs = (_named("panel", market), "experiments") if ingest and panel else ()
+            needs = (_named("panel", market), LIFT_TESTS_RUN) if ingest and panel else ()
             if stage1:
                 name = _named(f"stage 1 {month}", market)
                 plan.append(PlannedRun(name, STAGE1_ASSETS, month, needs, market))
-                needs = (name,)
+                needs, fits = (name,), [*fits, name]
             if stage2:
                 name = _named(f"stage 2 {month}", market)
+                needs = (*needs, CUSTOMER_VALUE_RUN, LIFT_TESTS_RUN)
                 plan.append(PlannedRun(name, STAGE2_ASSETS, month, needs, market))
-        if markets and stage2:
-            plan.append(PlannedRun(f"across markets {month}", ACROSS_MARKETS_ASSETS, month))
+        if markets and stage2:  # only on this month's fits: never on an older export
+            across = f"across markets {month}"
+            plan.append(PlannedRun(across, ACROSS_MARKETS_ASSETS, month, tuple(fits)))
     return plan
 
 

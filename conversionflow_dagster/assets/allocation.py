@@ -29,6 +29,7 @@ class AllocationConfig(dg.Config):
     """Run-time overrides of the config's `optimisation` section (the original `--budget`)."""
 
     budget: float | None = None
+    total_budget: float | None = None  # across markets (market_allocation)
     scenarios: list[float] | None = None
     horizon_weeks: int | None = None
     objective: str | None = None
@@ -160,7 +161,12 @@ def _market_allocation_asset(parts: PipelinePartitions) -> dg.AssetsDefinition:
             spec = dataclasses.replace(
                 allocation_spec(section),
                 budget=budget,
-                bounds={},  # explicit bounds are per market's channel: they apply within markets
+                # A channel's bounds and lock hold for that channel in every market.
+                bounds={
+                    market_channel(m, c): (b.min, b.max)
+                    for m in by_market
+                    for c, b in section.bounds.items()
+                },
                 locked=tuple(market_channel(m, c) for m in by_market for c in section.locked),
             )
             result = allocate_scenarios(joined, spec, [budget])

@@ -44,7 +44,7 @@ def _lift_tests_asset() -> dg.AssetsDefinition:
 
         config = project.config()
         try:
-            tests = read_lift_tests(project.path(config.experiments.lift_tests))
+            tests = read_lift_tests(project.path(config.experiments.lift_tests), config.channels)
         except ConversionflowError as error:
             raise input_failure(error) from error
         analysis = analyse_lift_tests(tests, seed=config.model.seed)

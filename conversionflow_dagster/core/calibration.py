@@ -12,6 +12,7 @@ quantities in raw units, one entry per usable test; :func:`model.prepare_inputs`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from conversionflow_dagster.core.errors import InputDataError
+
+WEEK = pd.Timedelta(days=7)
 
 SD_FLOOR = 1e-6  # relative floor of a test's sd, so an arm without conversions still works
 
@@ -29,7 +32,7 @@ class LiftObservations:
 
     test_ids: tuple[str, ...]
     channel_index: np.ndarray  # (L,) int, position in the model's channels
-    weeks: np.ndarray  # (L,) int, panel weeks inside [start, end]
+    weeks: np.ndarray  # (L,) int, weeks of the panel's weekly grid that start in [start, end]
     spend: np.ndarray  # (L,) x: mean weekly spend of the channel over the test weeks
     spend_change: np.ndarray  # (L,) dx: extra spend per test week
     lift: np.ndarray  # (L,) dy: incremental target per test week
@@ -71,6 +74,15 @@ class LiftObservations:
         return {"used": used, "skipped": skipped}
 
 
+def _weeks_on_grid(origin: pd.Timestamp, start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """Week starts (origin + 7k, k any integer) in [start, end]: the test's length in weeks,
+    also where part of it lies outside the fit window, so that its total lift and spend are
+    spread over all of its weeks, not squeezed into those the window shows."""
+    first = math.ceil((start - origin) / WEEK)
+    last = math.floor((end - origin) / WEEK)
+    return max(last - first + 1, 1)
+
+
 def lift_observations(
     tests: pd.DataFrame,
     spend: np.ndarray,
@@ -110,7 +122,8 @@ def lift_observations(
                 (test_id, f"no panel week starts in {row.start:%Y-%m-%d}..{row.end:%Y-%m-%d}")
             )
         else:
-            used.append((test_id, row, index[row.channel], int(in_test.sum()), in_test, dx))
+            weeks = _weeks_on_grid(week_start[0], row.start, row.end)
+            used.append((test_id, row, index[row.channel], weeks, in_test, dx))
     if not used:
         return LiftObservations.empty(skipped=tuple(skipped))
 

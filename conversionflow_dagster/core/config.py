@@ -260,6 +260,17 @@ class ProjectConfig(_Strict):
             self._check_events_route()
         else:
             self._check_panel_route()
+        calibrating = self.experiments.lift_tests is not None and self.experiments.calibrate
+        if calibrating and self.model.target != "conversions":
+            raise ValueError(
+                "experiments.calibrate: lift tests measure conversions, but model.target is "
+                f"{self.model.target!r}; set calibrate: false or fit conversions"
+            )
+        if calibrating and self.project.markets:
+            raise ValueError(
+                "experiments.calibrate: lift tests name no market, so they cannot calibrate "
+                "per-market fits; set calibrate: false"
+            )
         unknown = [
             c
             for c in [*self.optimisation.bounds, *self.optimisation.locked]

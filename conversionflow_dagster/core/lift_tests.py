@@ -8,6 +8,7 @@ P(test > control).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,8 +104,9 @@ def hdi(samples: np.ndarray, prob: float = 0.94) -> tuple[float, float]:
     return float(starts[best]), float(ends[best])
 
 
-def read_lift_tests(path: str | Path) -> pd.DataFrame:
-    """Read and validate a lift-test file: one row per test, impossible counts refused."""
+def read_lift_tests(path: str | Path, channels: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read and validate a lift-test file: one row per test, impossible counts refused, and
+    (given ``channels``) a test of a channel that is not configured refused."""
     table = read_table(path)
     require_columns(table, LIFT_COLUMNS, "lift test file")
     frame = pd.DataFrame(
@@ -122,6 +124,16 @@ def read_lift_tests(path: str | Path) -> pd.DataFrame:
     if "spend_change" in table.frame:
         frame["spend_change"] = parse_numbers(table, "spend_change", blank_as_zero=True)
     _refuse_impossible(table, frame)
+    if channels is not None:
+        unknown = ~frame["channel"].isin(list(channels)).to_numpy()
+        if unknown.any():
+            index = int(np.flatnonzero(unknown)[0])
+            raise table.error(
+                f"unknown channel {frame['channel'].iloc[index]!r}; expected one of the "
+                f"configured channels {list(channels)}",
+                index=index,
+                column="channel",
+            )
     return frame
 
 

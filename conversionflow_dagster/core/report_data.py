@@ -15,6 +15,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from conversionflow_dagster.core.customer_value import DAYS_PER_MONTH
+from conversionflow_dagster.core.customer_value import TABLE_COLUMNS as CUSTOMER_VALUE_COLUMNS
 from conversionflow_dagster.core.errors import ContractError
 
 HDI_PROB = 0.94
@@ -85,23 +87,6 @@ LIFT_TEST_COLUMNS = (  # as analyse_lift_tests writes them; an optional bool "ca
     "spend_change",
 )
 SIGNIFICANCE_LEVELS = (99, 95, 90)  # highest first
-CUSTOMER_VALUE_COLUMNS = (
-    "channel",
-    "customers",
-    "ltv_mean",
-    "ltv_low",
-    "ltv_high",
-    "spend",
-    "cac",
-    "cac_low",
-    "cac_high",
-    "ltv_cac",
-    "ltv_cac_low",
-    "ltv_cac_high",
-    "payback_months",
-    "quality_band",
-)
-DAYS_PER_MONTH = 365.25 / 12
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

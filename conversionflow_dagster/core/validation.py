@@ -52,7 +52,7 @@ def validate_inputs(root: Path, config_file: Path) -> tuple[bool, list[str]]:
     problems: list[str] = []
     if config.experiments.lift_tests is not None:
         try:
-            tests = read_lift_tests(path(config.experiments.lift_tests))
+            tests = read_lift_tests(path(config.experiments.lift_tests), config.channels)
             lines.append(f"lift tests: {len(tests)} test(s)")
         except ConversionflowError as error:
             problems.append(f"error: {error}")

@@ -132,3 +132,20 @@ def model_inputs(panel: Panel, spec):
         panel.channel_names,
         panel.control_names,
     )
+
+
+def fit_simulated(panel: Panel, spec=None, **kwargs):
+    """``fit_mmm`` on a simulated panel (the default model spec unless given)."""
+    from conversionflow_dagster.core.fitting import fit_mmm
+    from conversionflow_dagster.core.model import ModelSpec
+
+    return fit_mmm(
+        panel.spend,
+        panel.target,
+        panel.controls,
+        panel.channel_names,
+        panel.control_names,
+        panel.week_start,
+        spec or ModelSpec(),
+        **kwargs,
+    )

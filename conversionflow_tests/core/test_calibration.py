@@ -14,10 +14,14 @@ from scipy import stats
 from conversionflow_dagster.core.calibration import LiftObservations, lift_observations
 from conversionflow_dagster.core.diagnostics import convergence_report, evaluate
 from conversionflow_dagster.core.errors import InputDataError
-from conversionflow_dagster.core.fitting import fit_mmm
 from conversionflow_dagster.core.jax_setup import configure_jax, default_host_devices
 from conversionflow_dagster.core.model import ModelSpec, Scales, mmm, prepare_inputs
-from conversionflow_tests.core.simulate import adstock_loop, model_inputs, simulate_panel
+from conversionflow_tests.core.simulate import (
+    adstock_loop,
+    fit_simulated,
+    model_inputs,
+    simulate_panel,
+)
 
 # Chains in parallel when this module is the first to use JAX; otherwise they are vectorised.
 configure_jax(default_host_devices(4), None)
@@ -56,6 +60,17 @@ def test_lift_observations_are_per_test_week():
     assert obs.lift[0] == pytest.approx((pt - pc) * 10_000 / 3)
     sd = np.sqrt(pt * (1 - pt) / 10_000 + pc * (1 - pc) / 8_000) * 10_000 / 3
     assert obs.lift_sd[0] == pytest.approx(sd)
+
+
+def test_a_test_running_past_the_window_is_spread_over_all_its_weeks():
+    # Four weeks from 2024-03-04; the panel (the fit window) ends with the week of 2024-03-04,
+    # so it shows one of them: the per-week lift and spend change use all four.
+    tests = table(("T2", "search", "2024-03-04", "2024-03-31", 10_000, 150, 10_000, 70, 800.0))
+    obs = lift_observations(tests, SPEND, WEEKS, CHANNELS)
+    assert obs.weeks.tolist() == [4]
+    assert obs.spend[0] == pytest.approx(1000.0)  # the one visible week's spend
+    assert obs.spend_change[0] == pytest.approx(200.0)
+    assert obs.lift[0] == pytest.approx(80 / 4)
 
 
 def test_unusable_tests_are_skipped_with_a_reason():
@@ -214,23 +229,6 @@ def test_lift_term_is_a_normal_on_the_steady_state_response(saturation, normaliz
     np.testing.assert_allclose(float(calibrated - plain), expected, rtol=1e-9, atol=1e-9)
 
 
-def _test_fit(panel, spec, lift_tests, seed):
-    return fit_mmm(
-        panel.spend,
-        panel.target,
-        panel.controls,
-        panel.channel_names,
-        panel.control_names,
-        panel.week_start,
-        spec,
-        chains=4,
-        warmup=500,
-        draws=500,
-        seed=seed,
-        lift_tests=lift_tests,
-    )
-
-
 @pytest.mark.slow
 def test_a_lift_test_narrows_a_weakly_identified_channel():
     """Channel 0's spend barely moves, so the data alone hardly see its response curve; one
@@ -276,7 +274,10 @@ def test_a_lift_test_narrows_a_weakly_identified_channel():
         )
     )
 
-    fits = {name: _test_fit(panel, spec, t, seed) for name, t in (("plain", None), ("lift", tests))}
+    fits = {
+        name: fit_simulated(panel, spec, chains=4, warmup=500, draws=500, seed=seed, lift_tests=t)
+        for name, t in (("plain", None), ("lift", tests))
+    }
     for name, result in fits.items():
         report = convergence_report(result.idata)
         assert report.max_r_hat <= 1.01 and report.divergences <= 1, (name, report)

@@ -11,30 +11,17 @@ from conversionflow_dagster.core.export_builder import build_parameter_export
 from conversionflow_dagster.core.fitting import (
     channel_contributions,
     chunk_size,
-    fit_mmm,
     load_trace,
     save_trace,
 )
 from conversionflow_dagster.core.jax_setup import configure_jax, default_host_devices
 from conversionflow_dagster.core.model import ModelSpec, Scales
 from conversionflow_tests.core.simulate import adstock_loop, simulate_panel
+from conversionflow_tests.core.simulate import fit_simulated as fit
 
 HOLDOUT = 6
 # Chains in parallel when this module is the first to use JAX; otherwise they are vectorised.
 configure_jax(default_host_devices(4), None)
-
-
-def fit(panel, spec=None, **kwargs):
-    return fit_mmm(
-        panel.spend,
-        panel.target,
-        panel.controls,
-        panel.channel_names,
-        panel.control_names,
-        panel.week_start,
-        spec or ModelSpec(),
-        **kwargs,
-    )
 
 
 @pytest.fixture(scope="module")

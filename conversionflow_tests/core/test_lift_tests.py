@@ -84,3 +84,15 @@ def test_impossible_inputs_are_refused(tmp_path, row, message):
     path.write_text(HEADER + row + "\n")
     with pytest.raises(InputDataError, match=message):
         read_lift_tests(path)
+
+
+def test_a_test_of_an_unconfigured_channel_is_refused_by_line(tmp_path):
+    path = tmp_path / "lift.csv"
+    path.write_text(
+        "test_id,channel,start,end,test_size,test_conversions,control_size,control_conversions\n"
+        "A,search,2024-01-01,2024-01-28,1000,30,1000,20\n"
+        "B,radio,2024-01-01,2024-01-28,1000,30,1000,20\n"
+    )
+    assert len(read_lift_tests(path)) == 2  # without channels to check against, both are read
+    with pytest.raises(InputDataError, match=r"lift\.csv, line 3, column 'channel'.*'radio'"):
+        read_lift_tests(path, ["search", "tv"])

@@ -8,6 +8,7 @@ import sys
 
 import dagster as dg
 import pytest
+import yaml
 
 from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
@@ -192,3 +193,27 @@ def test_concurrent_fits_of_one_job_each_run_on_the_cluster(dask_cluster, projec
     finally:
         os.environ.pop("DAGSTER_HOME")
     assert len(fit_pids) >= 1 and fit_pids <= worker_pids
+
+    # A failed step stops what depends on it on the cluster too: the export is not rebuilt
+    # from the month's older trace file.
+    bad = project / "bad_fit.yaml"
+    bad.write_text(yaml.safe_dump({"ops": {"posterior_trace": {"config": {"likelihood": "nope"}}}}))
+    failed = subprocess.run(
+        [*command, "-c", str(bad), "--tags", json.dumps({"dagster/partition": months[1]})],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert failed.returncode != 0
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    try:
+        with dg.DagsterInstance.get() as instance:
+            exports = instance.fetch_materializations(dg.AssetKey("parameter_export"), limit=10)
+            [last] = instance.get_run_records(limit=1)
+            logs = instance.all_logs(last.dagster_run.run_id)
+    finally:
+        os.environ.pop("DAGSTER_HOME")
+    assert len(exports.records) == 2  # one per month, from the two good runs only
+    assert any("parameter_export skipped" in (e.message or "") for e in logs)

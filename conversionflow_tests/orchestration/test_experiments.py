@@ -46,7 +46,7 @@ def test_an_impossible_lift_test_stops_the_fit_and_names_the_line(project, insta
     defs = build_definitions(project, project / "configs/test.yaml")
     plan = pipeline_plan(SMALL_MONTHS, fit_months=["2023-05"])
     summary = execute_plan(defs, instance, plan)
-    [reason] = summary.failures()["experiments"]
+    [reason] = summary.failures()["lift tests"]
     assert "lift_tests.csv, line 3, column 'test_conversions'" in reason
     assert "at most test_size" in reason
     assert summary.skipped == ["stage 1 2023-05", "stage 2 2023-05"]

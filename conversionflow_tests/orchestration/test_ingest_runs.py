@@ -25,7 +25,12 @@ def test_backfill_over_months_builds_the_panel_with_every_check_passing(
 ):
     summary = execute_plan(defs_for(project), instance, pipeline_plan(SMALL_MONTHS))
     assert summary.success, summary.failures()
-    assert list(summary.runs) == [*(f"ingest {m}" for m in SMALL_MONTHS), "panel", "experiments"]
+    assert list(summary.runs) == [
+        *(f"ingest {m}" for m in SMALL_MONTHS),
+        "panel",
+        "lift tests",
+        "customer value",
+    ]
     expected = {f"{m}-01" for m in SMALL_MONTHS}
     assert materialised_partitions(instance, "raw_events") == expected
     assert materialised_partitions(instance, "raw_spend") == expected
@@ -62,7 +67,7 @@ def test_a_failing_blocking_check_stops_the_panel(project, instance):
         "raw_events.no_duplicate_events" in r and "2023-02.csv line" in r
         for r in failed["ingest 2023-02"]
     )
-    assert summary.skipped == ["panel", "experiments"]
+    assert summary.skipped == ["panel", "customer value"]
     # the other months still ran; the panel did not
     assert materialised_partitions(instance, "raw_events") >= {"2023-01-01", "2023-03-01"}
     assert not instance.fetch_materializations(dg.AssetKey("weekly_panel"), limit=1).records

@@ -78,6 +78,8 @@ def test_markets_are_fitted_independently_and_allocated_across(tmp_path, instanc
     assert [run.name for run in plan] == [
         "panel Geo0",
         "panel Geo7",
+        "lift tests",
+        "customer value",
         f"stage 1 {MONTH} Geo0",
         f"stage 2 {MONTH} Geo0",
         f"stage 1 {MONTH} Geo7",

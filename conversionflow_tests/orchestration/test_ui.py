@@ -172,7 +172,7 @@ def test_asset_graph_in_a_real_browser(dagster_dev, project):
     shot = os.environ.get("CONVERSIONFLOW_SCREENSHOT") or str(project / "asset_graph.png")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1700, "height": 900})
+        page = browser.new_page(viewport={"width": 2200, "height": 1100})
         page.goto(f"http://127.0.0.1:{dagster_dev}/asset-groups")
         dismiss_first_visit_dialog(page)
         expand_all_groups(page)  # the lineage view starts with each group collapsed
