@@ -780,10 +780,20 @@ def scope_note(attributable_share: float) -> str:
 def scope_statements(data: ReportData) -> list[str]:
     """Plain-language limits of the figures, then the project's own assumptions."""
     share = share_text(data.attributable_share)
+    calibrated = data.lift_tests is not None and bool(
+        data.lift_tests.get("calibrated", pd.Series(dtype=bool)).any()
+    )
+    evidence = (
+        "the past, and for the channels with a lift test used in the fit also from that "
+        "randomised test. Anything that moved with spend but is not in the data (pricing, "
+        "competitors, distribution) can still be mistaken for the effect of an untested channel."
+        if calibrated
+        else "the past, not from a controlled experiment. Anything that moved with spend but is "
+        "not in the data (pricing, competitors, distribution) can be mistaken for a media effect."
+    )
     statements = [
         "Observational data: effects are inferred from how spend and sales moved together in "
-        "the past, not from a controlled experiment. Anything that moved with spend but is not "
-        "in the data (pricing, competitors, distribution) can be mistaken for a media effect.",
+        + evidence,
         f"Attributable share: the journey data sees about {share} of sales. Every projection "
         f"applies to that share only; the change in total sales is the modelled relative change "
         f"times {share}, and the rest of sales is assumed not to respond to the shift.",

@@ -574,3 +574,14 @@ def test_report_in_headless_chromium(hostile, tmp_path):
         for texts, stored in zip(cells[table], tables[table], strict=True):
             for text, value in zip(texts, stored.values(), strict=True):
                 assert_same(text, value, hostile.currency)
+
+
+def test_the_scope_statement_credits_lift_tests_only_when_the_fit_used_them():
+    from conversionflow_dagster.core.report_data import scope_statements
+
+    assert "not from a controlled experiment" in scope_statements(build_report_data())[0]
+    data = build_report_data(lift_tests=True)
+    used = dataclasses.replace(data, lift_tests=data.lift_tests.assign(calibrated=True))
+    assert "randomised test" in scope_statements(used)[0]
+    unused = dataclasses.replace(data, lift_tests=data.lift_tests.assign(calibrated=False))
+    assert "not from a controlled experiment" in scope_statements(unused)[0]
