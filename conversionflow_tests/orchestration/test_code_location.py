@@ -23,7 +23,12 @@ def env_for(tmp_path, **extra) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "config",
-    ["configs/default.yaml", "configs/meridian_national.yaml", "configs/robyn_weekly.yaml"],
+    [
+        "configs/default.yaml",
+        "configs/meridian_national.yaml",
+        "configs/meridian_geo.yaml",
+        "configs/robyn_weekly.yaml",
+    ],
 )
 def test_definitions_validate(tmp_path, config):
     result = subprocess.run(
