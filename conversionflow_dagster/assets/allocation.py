@@ -85,27 +85,18 @@ def build_allocation_assets(parts: PipelinePartitions) -> list[dg.AssetsDefiniti
             result = allocate_scenarios(parameter_export, allocation_spec(section), budgets)
         except ConversionflowError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
-        document = {
-            "as_of_month": month_of(context.partition_key),
-            "main_budget": section.budget,
-            "horizon_weeks": section.horizon_weeks,
-            "objective": section.objective,
-            **result.to_document(),
-        }
         main = result.results[budgets.index(float(section.budget))]
-        totals = main.totals()
-        return dg.Output(
-            document,
-            metadata={
-                "budget": section.budget,
-                "scenarios": len(budgets),
-                "uplift_mean": totals["uplift_mean"],
-                "p_uplift_positive": totals["p_uplift_positive"],
-                "winner": main.winner,
-                "ga_referee_gap": main.gap,
-                "runtime_s": round(result.runtime_s, 3),
-                "plan": _plan_metadata(main.channels),
-            },
+        plan = {
+            str(r.channel): round(float(r.optimised_spend), 2) for r in main.channels.itertuples()
+        }
+        return _allocation_output(
+            context,
+            section,
+            section.budget,
+            result,
+            main,
+            document={},
+            metadata={"scenarios": len(budgets), "plan": dg.MetadataValue.json(plan)},
         )
 
     if parts.markets is None:
@@ -113,9 +104,37 @@ def build_allocation_assets(parts: PipelinePartitions) -> list[dg.AssetsDefiniti
     return [budget_allocation, _market_allocation_asset(parts)]
 
 
-def _plan_metadata(channels) -> dg.MetadataValue:
-    return dg.MetadataValue.json(
-        {str(row.channel): round(float(row.optimised_spend), 2) for row in channels.itertuples()}
+def _allocation_output(
+    context: dg.AssetExecutionContext,
+    section: OptimisationSection,
+    budget: float,
+    result,
+    main,
+    *,
+    document: dict,
+    metadata: dict,
+) -> dg.Output:
+    """The allocation document (its checks and the report read it) with the run metadata both
+    allocation assets show, plus their own ``document`` and ``metadata`` entries."""
+    totals = main.totals()
+    return dg.Output(
+        {
+            "as_of_month": month_of(context.partition_key),
+            **document,
+            "main_budget": budget,
+            "horizon_weeks": section.horizon_weeks,
+            "objective": section.objective,
+            **result.to_document(),
+        },
+        metadata={
+            "budget": budget,
+            **metadata,
+            "uplift_mean": totals["uplift_mean"],
+            "p_uplift_positive": totals["p_uplift_positive"],
+            "winner": main.winner,
+            "ga_referee_gap": main.gap,
+            "runtime_s": round(result.runtime_s, 3),
+        },
     )
 
 
@@ -173,33 +192,23 @@ def _market_allocation_asset(parts: PipelinePartitions) -> dg.AssetsDefinition:
         except ConversionflowError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
         [main] = result.results
-        document = {
-            "as_of_month": month_of(context.partition_key),
-            "markets": sorted(by_market),
-            "missing_markets": missing,
-            "main_budget": budget,
-            "horizon_weeks": section.horizon_weeks,
-            "objective": section.objective,
-            **result.to_document(),
-        }
-        document["market_totals"] = market_totals(document["scenarios"][0]["channels"])
-        totals = main.totals()
-        return dg.Output(
-            document,
+        by_market_spend = market_totals(main.channels)
+        plan = {m: round(v["optimised_spend"], 2) for m, v in by_market_spend.items()}
+        return _allocation_output(
+            context,
+            section,
+            budget,
+            result,
+            main,
+            document={
+                "markets": sorted(by_market),
+                "missing_markets": missing,
+                "market_totals": by_market_spend,
+            },
             metadata={
-                "budget": budget,
                 "markets": len(by_market),
                 "missing_markets": ", ".join(missing) or "none",
-                "uplift_mean": totals["uplift_mean"],
-                "p_uplift_positive": totals["p_uplift_positive"],
-                "winner": main.winner,
-                "runtime_s": round(result.runtime_s, 3),
-                "plan_by_market": dg.MetadataValue.json(
-                    {
-                        m: round(v["optimised_spend"], 2)
-                        for m, v in document["market_totals"].items()
-                    }
-                ),
+                "plan_by_market": dg.MetadataValue.json(plan),
             },
         )
 

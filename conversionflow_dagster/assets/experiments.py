@@ -9,7 +9,7 @@ acquisition over a horizon. Both feed the report.
 import dagster as dg
 import pandas as pd
 
-from conversionflow_dagster.assets.ingest import ALL_MONTHS, IO_RETRY, _by_month, input_failure
+from conversionflow_dagster.assets.ingest import ALL_MONTHS, IO_RETRY, by_month, input_failure
 from conversionflow_dagster.core.config import ProjectConfig
 from conversionflow_dagster.core.errors import ConversionflowError
 from conversionflow_dagster.core.panel import WeeklyPanel
@@ -102,7 +102,7 @@ def _customer_value_asset() -> dg.AssetsDefinition:
 
         config = project.config()
         section = config.customer_value
-        months = _by_month(raw_events)
+        months = by_month(raw_events)
         events = pd.concat([months[m] for m in sorted(months)], ignore_index=True)
         span = weekly_panel.weeks[-1] - weekly_panel.weeks[0] + pd.Timedelta(days=7)
         if span < pd.Timedelta(days=section.horizon_days + 7):

@@ -33,7 +33,8 @@ def input_failure(error: ConversionflowError) -> dg.Failure:
     return dg.Failure(description=str(error), allow_retries=False)
 
 
-def _by_month(partitions: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+def by_month(partitions: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Monthly partitions keyed by their month (YYYY-MM) instead of their partition key."""
     return {month_of(key): frame for key, frame in partitions.items()}
 
 
@@ -162,8 +163,8 @@ def _events_panel_asset(has_feed: bool) -> dg.AssetsDefinition:
                 else None
             )
             panel = build_panel_from_events(
-                _by_month(months["raw_events"]),
-                _by_month(months["raw_spend"]) if "raw_spend" in months else None,
+                by_month(months["raw_events"]),
+                by_month(months["raw_spend"]) if "raw_spend" in months else None,
                 controls,
                 config,
             )

@@ -179,6 +179,11 @@ def acquisition_channels(
     _check_rule(rule)
     mapping = _check_mapping(touchpoint_channel)
     _validate_events(events)
+    return _acquisitions(events, mapping, rule)
+
+
+def _acquisitions(events: pd.DataFrame, mapping: dict[str, str], rule: Rule) -> pd.DataFrame:
+    """:func:`acquisition_channels` on events already validated."""
     converted = (pd.to_numeric(events["conversion"]) == 1).to_numpy()
     acquired = (
         events.loc[converted, ["customer_id", "timestamp"]]
@@ -226,6 +231,13 @@ def customer_values(
     """
     _check_horizon(horizon_days)
     _validate_events(events)
+    return _customer_values(events, acquisitions, horizon_days)
+
+
+def _customer_values(
+    events: pd.DataFrame, acquisitions: pd.DataFrame, horizon_days: int
+) -> pd.DataFrame:
+    """:func:`customer_values` on events already validated (the log is read once)."""
     missing = [c for c in ("customer_id", "acquired_at") if c not in acquisitions.columns]
     if missing:
         raise ContractError(
@@ -515,8 +527,9 @@ def channel_value_table(
     if not channels:
         raise ContractError("touchpoint_channel maps no touchpoint to a paid channel")
 
-    acquisitions = acquisition_channels(events, mapping, rule)
-    valued = customer_values(events, acquisitions, horizon_days)
+    _validate_events(events)
+    acquisitions = _acquisitions(events, mapping, rule)
+    valued = _customer_values(events, acquisitions, horizon_days)
     start = data_start(events)
     end = valued.attrs["data_end"]
     latest = end - pd.Timedelta(days=int(horizon_days))

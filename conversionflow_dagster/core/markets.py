@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
 
 from conversionflow_dagster.core.errors import ContractError
 from conversionflow_dagster.core.parameter_export import ChannelExport, ParameterExport, Scales
@@ -85,12 +86,8 @@ def _market_draws(export: ParameterExport, name: str) -> np.ndarray:
     return values * export.scales.target if name == "beta" else values
 
 
-def market_totals(channels: list[Mapping], budget_key: str = "optimised_spend") -> dict:
-    """Spend per market of a joined plan's channel records (``<market>/<channel>`` names)."""
-    totals: dict[str, dict[str, float]] = {}
-    for row in channels:
-        market, _ = split_market_channel(str(row["channel"]))
-        entry = totals.setdefault(market, {"current_spend": 0.0, budget_key: 0.0})
-        entry["current_spend"] += float(row["current_spend"])
-        entry[budget_key] += float(row[budget_key])
-    return totals
+def market_totals(channels: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Current and optimised spend per market of a joined plan (``<market>/<channel>`` rows)."""
+    market = channels["channel"].map(lambda name: split_market_channel(str(name))[0])
+    sums = channels.groupby(market, sort=True)[["current_spend", "optimised_spend"]].sum()
+    return {str(m): {k: float(v) for k, v in row.items()} for m, row in sums.iterrows()}

@@ -116,14 +116,10 @@ def test_one_month_runs_on_the_dask_workers(dask_cluster, project):
     assert (project / "storage/assets/raw_events/2023-02-01.parquet").is_file()
     assert (project / "storage/assets/weekly_panel.parquet").is_file()
 
-    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
-    try:
-        with dg.DagsterInstance.get() as instance:
-            [record] = instance.get_run_records()
-            assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
-            logs = instance.all_logs(record.dagster_run.run_id)
-    finally:
-        os.environ.pop("DAGSTER_HOME")
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        [record] = instance.get_run_records()
+        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        logs = instance.all_logs(record.dagster_run.run_id)
     step_pids = {
         e.dagster_event.pid for e in logs if e.dagster_event and e.dagster_event.is_step_success
     }
@@ -149,71 +145,59 @@ def test_concurrent_fits_of_one_job_each_run_on_the_cluster(dask_cluster, projec
     }
     write_config(project, **quick)
     months = ["2023-04-01", "2023-05-01"]
-    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
-    try:  # the months' data first (this also creates the instance's storage once: two first
-        # runs at once would race to create it)
-        with dg.DagsterInstance.get() as instance:
-            defs = build_definitions(project, project / "configs/test.yaml")
-            assert execute_plan(defs, instance, pipeline_plan(SMALL_MONTHS)).success
-    finally:
-        os.environ.pop("DAGSTER_HOME")
     command = [sys.executable, "-m", "dagster", "job", "execute", "-j", "stage1_job"]
     command += ["-m", "conversionflow_dagster.definitions", "-a", "defs"]
-    runs = [
-        subprocess.Popen(
-            [*command, "--tags", json.dumps({"dagster/partition": month})],
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        # The months' data first; this also creates the instance's storage once (two first
+        # runs at once would race to create it).
+        defs = build_definitions(project, project / "configs/test.yaml")
+        assert execute_plan(defs, instance, pipeline_plan(SMALL_MONTHS)).success
+        runs = [
+            subprocess.Popen(
+                [*command, "--tags", json.dumps({"dagster/partition": month})],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for month in months
+        ]
+        for run in runs:
+            output, _ = run.communicate(timeout=900)
+            assert run.returncode == 0, output[-3000:]
+        for month in months:
+            assert (project / f"storage/assets/parameter_export/{month}.json").is_file()
+
+        records = instance.get_run_records()
+        records = [r for r in records if r.dagster_run.job_name == "stage1_job"]
+        assert {r.dagster_run.tags["dagster/partition"] for r in records} == set(months)
+        fit_pids = {
+            e.dagster_event.pid
+            for r in records
+            for e in instance.all_logs(r.dagster_run.run_id)
+            if e.dagster_event
+            and e.dagster_event.is_step_success
+            and e.dagster_event.step_key == "posterior_trace"
+        }
+        assert len(fit_pids) >= 1 and fit_pids <= worker_pids
+
+        # A failed step stops what depends on it on the cluster too: the export is not
+        # rebuilt from the month's older trace file.
+        bad = project / "bad_fit.yaml"
+        bad_fit = {"ops": {"posterior_trace": {"config": {"likelihood": "nope"}}}}
+        bad.write_text(yaml.safe_dump(bad_fit))
+        failed = subprocess.run(
+            [*command, "-c", str(bad), "--tags", json.dumps({"dagster/partition": months[1]})],
             cwd=REPO,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            capture_output=True,
             text=True,
+            timeout=600,
         )
-        for month in months
-    ]
-    for run in runs:
-        output, _ = run.communicate(timeout=900)
-        assert run.returncode == 0, output[-3000:]
-    for month in months:
-        assert (project / f"storage/assets/parameter_export/{month}.json").is_file()
-
-    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
-    try:
-        with dg.DagsterInstance.get() as instance:
-            records = instance.get_run_records()
-            records = [r for r in records if r.dagster_run.job_name == "stage1_job"]
-            assert {r.dagster_run.tags["dagster/partition"] for r in records} == set(months)
-            fit_pids = {
-                e.dagster_event.pid
-                for r in records
-                for e in instance.all_logs(r.dagster_run.run_id)
-                if e.dagster_event
-                and e.dagster_event.is_step_success
-                and e.dagster_event.step_key == "posterior_trace"
-            }
-    finally:
-        os.environ.pop("DAGSTER_HOME")
-    assert len(fit_pids) >= 1 and fit_pids <= worker_pids
-
-    # A failed step stops what depends on it on the cluster too: the export is not rebuilt
-    # from the month's older trace file.
-    bad = project / "bad_fit.yaml"
-    bad.write_text(yaml.safe_dump({"ops": {"posterior_trace": {"config": {"likelihood": "nope"}}}}))
-    failed = subprocess.run(
-        [*command, "-c", str(bad), "--tags", json.dumps({"dagster/partition": months[1]})],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert failed.returncode != 0
-    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
-    try:
-        with dg.DagsterInstance.get() as instance:
-            exports = instance.fetch_materializations(dg.AssetKey("parameter_export"), limit=10)
-            [last] = instance.get_run_records(limit=1)
-            logs = instance.all_logs(last.dagster_run.run_id)
-    finally:
-        os.environ.pop("DAGSTER_HOME")
+        assert failed.returncode != 0
+        exports = instance.fetch_materializations(dg.AssetKey("parameter_export"), limit=10)
+        [last] = instance.get_run_records(limit=1)
+        logs = instance.all_logs(last.dagster_run.run_id)
     assert len(exports.records) == 2  # one per month, from the two good runs only
     assert any("parameter_export skipped" in (e.message or "") for e in logs)
