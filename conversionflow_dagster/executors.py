@@ -17,6 +17,7 @@ so that a worker runs one step (one fit) at a time.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,23 @@ def _run_step(step: _Step, upstream: list[list[dg.DagsterEvent]]) -> list[dg.Dag
         return list(execute_plan(plan, job, instance, step.run, run_config=step.run_config))
 
 
+CONNECT_ATTEMPTS = 3
+
+
+def _connect(address: str):
+    """A client of the scheduler. Many runs connecting at once (a backfill) can break a
+    handshake (seen once in about 200 runs: ``assert len(msg) == 1`` inside distributed), so a
+    failed connection is retried before the run fails."""
+    from dask.distributed import Client
+
+    for attempt in range(1, CONNECT_ATTEMPTS):
+        try:
+            return Client(address)
+        except (OSError, AssertionError):  # what distributed raises for a broken handshake
+            time.sleep(attempt)
+    return Client(address)
+
+
 class DaskClusterExecutor(dg.Executor):
     """Each step of a run as a task on an existing dask.distributed cluster."""
 
@@ -77,13 +95,13 @@ class DaskClusterExecutor(dg.Executor):
         return RetryMode.DISABLED
 
     def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan):
-        from dask.distributed import Client, as_completed
+        from dask.distributed import as_completed
 
         instance = plan_context.instance
         if not instance.is_persistent:
             raise dg.DagsterInvariantViolationError("dask execution needs a persistent instance")
         run = plan_context.dagster_run
-        with Client(self.address) as client:
+        with _connect(self.address) as client:
             futures = {}
             for level in execution_plan.get_steps_to_execute_by_level():
                 for step in level:
