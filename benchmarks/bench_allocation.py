@@ -26,14 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for the export builder shared with the tests
 
 started = time.perf_counter()
-from conversionflow_dagster.core.allocation import (  # noqa: E402
+from conversionflow_dagster.core.allocation.optimiser import (  # noqa: E402
     AllocationSpec,
     allocate_scenarios,
     response_curve,
 )
 from conversionflow_dagster.core.atomic import write_text_atomic  # noqa: E402
 from conversionflow_dagster.core.parameter_export import read_export, write_export  # noqa: E402
-from conversionflow_tests.core.export_fixtures import realistic_document  # noqa: E402
+from conversionflow_dagster.core.synthetic.export import realistic_document  # noqa: E402
 
 IMPORT_S = time.perf_counter() - started
 BUDGETS = [2_000_000.0, 2_500_000.0, 2_750_000.0, 5_000_000.0]

@@ -34,9 +34,9 @@ def peak_rss_mb():
 
 import pandas as pd
 from conversionflow_dagster.core.config import load_config
-from conversionflow_dagster.core.events import read_month_events
-from conversionflow_dagster.core.panel import build_panel_from_events, read_controls
-from conversionflow_dagster.core.spend import read_month_spend
+from conversionflow_dagster.core.ingest.events import read_month_events
+from conversionflow_dagster.core.ingest.panel import build_panel_from_events, read_controls
+from conversionflow_dagster.core.ingest.spend import read_month_spend
 mode, sample, config_file = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 config = load_config(config_file)
 months = sorted(p.stem for p in (sample / "events").glob("*.csv"))
@@ -78,7 +78,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/ingest.json"))
     args = parser.parse_args()
 
-    from conversionflow_dagster.core.synthetic import SyntheticSpec, simulate, write_sample
+    from conversionflow_dagster.core.synthetic.events import SyntheticSpec, simulate, write_sample
 
     with tempfile.TemporaryDirectory() as tmp:
         sample = Path(tmp) / "sample"

@@ -68,13 +68,13 @@ def child(
     """One fit in this process; compile = init + lowering, sampling = warm-up + draws."""
     started = time.perf_counter()
     sys.path.insert(0, str(ROOT))
-    from conversionflow_dagster.core.jax_setup import configure_jax, default_host_devices
+    from conversionflow_dagster.core.model.jax_setup import configure_jax, default_host_devices
 
     configure_jax(default_host_devices(chains), cache_dir)
-    from conversionflow_dagster.core.diagnostics import convergence_report, evaluate
-    from conversionflow_dagster.core.fitting import fit_mmm
-    from conversionflow_dagster.core.model import ModelSpec
-    from conversionflow_tests.core.simulate import simulate_panel
+    from conversionflow_dagster.core.model.diagnostics import convergence_report, evaluate
+    from conversionflow_dagster.core.model.fitting import fit_mmm
+    from conversionflow_dagster.core.model.mmm import ModelSpec
+    from conversionflow_dagster.core.synthetic.panel import simulate_panel
 
     imported = time.perf_counter()
     n_weeks, n_channels = map(int, size.split("x"))
@@ -159,7 +159,7 @@ def write_panel(size: str, seed: int, path: Path) -> tuple[list[str], list[str]]
     sys.path.insert(0, str(ROOT))
     import pandas as pd
 
-    from conversionflow_tests.core.simulate import simulate_panel
+    from conversionflow_dagster.core.synthetic.panel import simulate_panel
 
     n_weeks, n_channels = map(int, size.split("x"))
     p = simulate_panel(n_weeks, n_channels, seed=seed)

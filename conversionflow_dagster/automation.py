@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from conversionflow_dagster.core.landing import changed_months, month_fingerprints
+from conversionflow_dagster.core.ingest.landing import changed_months, month_fingerprints
 from conversionflow_dagster.partitions import month_of
 from conversionflow_dagster.resources import ProjectResource
 

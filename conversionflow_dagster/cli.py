@@ -26,7 +26,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Write the synthetic sample (events, spend, controls, truth) under ``--out``."""
     import datetime as dt
 
-    from conversionflow_dagster.core.synthetic import SyntheticSpec, simulate, write_sample
+    from conversionflow_dagster.core.synthetic.events import SyntheticSpec, simulate, write_sample
 
     spec = SyntheticSpec(
         n_weeks=args.weeks,
@@ -86,7 +86,7 @@ def prepare_test_mode(root: Path) -> tuple[Path, Path]:
     """A small generated project under storage/test_mode (its own data, assets and config)."""
     import yaml
 
-    from conversionflow_dagster.core.synthetic import SyntheticSpec, simulate, write_sample
+    from conversionflow_dagster.core.synthetic.events import SyntheticSpec, simulate, write_sample
 
     test_root = settings.storage_dir(root) / "test_mode"
     data = test_root / SAMPLE_DIR
@@ -179,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check the config and read every input file without running anything."""
-    from conversionflow_dagster.core.validation import validate_inputs
+    from conversionflow_dagster.core.ingest.validation import validate_inputs
 
     root = settings.project_root()
     if args.config:

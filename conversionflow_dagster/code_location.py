@@ -23,7 +23,7 @@ from conversionflow_dagster.assets.model import build_export_assets, build_model
 from conversionflow_dagster.assets.report import GROUP as REPORT
 from conversionflow_dagster.assets.report import build_report_assets
 from conversionflow_dagster.automation import month_files_sensor, monthly_schedule
-from conversionflow_dagster.checks.rules import (
+from conversionflow_dagster.checks.asset_checks import (
     build_allocation_checks,
     build_ingest_checks,
     build_trace_checks,

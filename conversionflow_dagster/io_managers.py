@@ -13,7 +13,12 @@ import pandas as pd
 from upath import UPath
 
 from conversionflow_dagster.core.atomic import atomic_path, write_text_atomic
-from conversionflow_dagster.core.panel import METADATA_KEY, WeeklyPanel, read_panel, write_panel
+from conversionflow_dagster.core.ingest.panel import (
+    METADATA_KEY,
+    WeeklyPanel,
+    read_panel,
+    write_panel,
+)
 
 
 class ContractParquetIOManager(dg.UPathIOManager):
@@ -44,12 +49,12 @@ class NetCDFIOManager(dg.UPathIOManager):
     extension = ".nc"
 
     def dump_to_path(self, context: dg.OutputContext, obj: object, path: UPath) -> None:
-        from conversionflow_dagster.core.fitting import save_trace
+        from conversionflow_dagster.core.model.fitting import save_trace
 
         save_trace(obj, path)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> object:
-        from conversionflow_dagster.core.fitting import load_trace
+        from conversionflow_dagster.core.model.fitting import load_trace
 
         return load_trace(path)
 

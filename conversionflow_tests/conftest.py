@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from conversionflow_dagster.core.synthetic import SyntheticSpec, simulate, write_sample
+from conversionflow_dagster.core.synthetic.events import SyntheticSpec, simulate, write_sample
 
 REPO = Path(__file__).resolve().parents[1]
 # Dagster instances made by tests must not try to report usage anywhere.

@@ -40,7 +40,7 @@ class AllocationConfig(dg.Config):
 
 def allocation_spec(section: OptimisationSection):
     """The core's AllocationSpec for the main budget."""
-    from conversionflow_dagster.core.allocation import AllocationSpec
+    from conversionflow_dagster.core.allocation.optimiser import AllocationSpec
 
     return AllocationSpec(
         budget=section.budget,
@@ -77,7 +77,7 @@ def build_allocation_assets(parts: PipelinePartitions) -> list[dg.AssetsDefiniti
         parameter_export: object,
     ) -> dg.Output:
         """GA allocation (pygad) refereed by SLSQP, for every scenario budget."""
-        from conversionflow_dagster.core.allocation import allocate_scenarios
+        from conversionflow_dagster.core.allocation.optimiser import allocate_scenarios
 
         section = with_overrides(project.config().optimisation, config)
         budgets = scenario_budgets(section)
@@ -160,12 +160,12 @@ def _market_allocation_asset(parts: PipelinePartitions) -> dg.AssetsDefinition:
         exports: dict,
     ) -> dg.Output:
         """One total budget split over every market and channel, from the markets' exports."""
-        from conversionflow_dagster.core.allocation import allocate_scenarios
-        from conversionflow_dagster.core.markets import (
+        from conversionflow_dagster.core.allocation.markets import (
             join_market_exports,
             market_channel,
             market_totals,
         )
+        from conversionflow_dagster.core.allocation.optimiser import allocate_scenarios
 
         settings_ = project.config()
         section = with_overrides(settings_.optimisation, config)

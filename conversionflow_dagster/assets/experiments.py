@@ -12,7 +12,7 @@ import pandas as pd
 from conversionflow_dagster.assets.ingest import ALL_MONTHS, IO_RETRY, by_month, input_failure
 from conversionflow_dagster.core.config import ProjectConfig
 from conversionflow_dagster.core.errors import ConversionflowError
-from conversionflow_dagster.core.panel import WeeklyPanel
+from conversionflow_dagster.core.ingest.panel import WeeklyPanel
 from conversionflow_dagster.resources import ProjectResource
 
 GROUP = "experiments"
@@ -40,7 +40,10 @@ def _lift_tests_asset() -> dg.AssetsDefinition:
     )
     def campaign_lift_tests(project: ProjectResource) -> dg.Output:
         """Each test's rates, chi-square p-value and significance, and Bayesian lift."""
-        from conversionflow_dagster.core.lift_tests import analyse_lift_tests, read_lift_tests
+        from conversionflow_dagster.core.experiments.lift_tests import (
+            analyse_lift_tests,
+            read_lift_tests,
+        )
 
         config = project.config()
         try:
@@ -98,7 +101,10 @@ def _customer_value_asset() -> dg.AssetsDefinition:
         weekly_panel: WeeklyPanel,
     ) -> dg.Output:
         """LTV, CAC, LTV:CAC and payback per paid channel, with bootstrap intervals."""
-        from conversionflow_dagster.core.customer_value import TABLE_COLUMNS, channel_value_table
+        from conversionflow_dagster.core.experiments.customer_value import (
+            TABLE_COLUMNS,
+            channel_value_table,
+        )
 
         config = project.config()
         section = config.customer_value

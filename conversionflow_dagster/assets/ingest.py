@@ -9,14 +9,14 @@ import pandas as pd
 
 from conversionflow_dagster.core.config import ProjectConfig
 from conversionflow_dagster.core.errors import ConversionflowError
-from conversionflow_dagster.core.events import read_month_events
-from conversionflow_dagster.core.panel import (
+from conversionflow_dagster.core.ingest.events import read_month_events
+from conversionflow_dagster.core.ingest.panel import (
     WeeklyPanel,
     build_panel_from_events,
     build_panel_from_file,
     read_controls,
 )
-from conversionflow_dagster.core.spend import fed_channels, read_month_spend
+from conversionflow_dagster.core.ingest.spend import fed_channels, read_month_spend
 from conversionflow_dagster.partitions import PipelinePartitions, market_of, month_of
 from conversionflow_dagster.resources import ProjectResource
 

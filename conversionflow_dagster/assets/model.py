@@ -14,7 +14,7 @@ from conversionflow_dagster import settings
 from conversionflow_dagster.assets.experiments import LIFT_TESTS
 from conversionflow_dagster.core.config import ModelSection
 from conversionflow_dagster.core.errors import ConversionflowError
-from conversionflow_dagster.core.panel import WeeklyPanel, panel_window
+from conversionflow_dagster.core.ingest.panel import WeeklyPanel, panel_window
 from conversionflow_dagster.partitions import PipelinePartitions, market_of, month_of
 from conversionflow_dagster.resources import ProjectResource, with_overrides
 
@@ -43,11 +43,11 @@ def fit_panel(
 ):
     """Fit the model to a panel window (calibrated by ``lift_tests`` when given); JAX is
     configured before its backend starts."""
-    from conversionflow_dagster.core.jax_setup import configure_jax, default_host_devices
+    from conversionflow_dagster.core.model.jax_setup import configure_jax, default_host_devices
 
     configure_jax(default_host_devices(model.chains), cache_dir)
-    from conversionflow_dagster.core.fitting import fit_mmm
-    from conversionflow_dagster.core.model import ModelSpec
+    from conversionflow_dagster.core.model.fitting import fit_mmm
+    from conversionflow_dagster.core.model.mmm import ModelSpec
 
     if model.target not in panel.frame:
         raise ConversionflowError(
@@ -103,7 +103,7 @@ def build_model_assets(
         **calibration: pd.DataFrame,
     ) -> dg.Output:
         """NUTS posterior of the marketing-mix model, fitted as of the partition's month."""
-        from conversionflow_dagster.core.diagnostics import convergence_report
+        from conversionflow_dagster.core.model.diagnostics import convergence_report
 
         model = with_overrides(project.config().model, config)
         month, market = month_of(context.partition_key), market_of(context.partition_key)
@@ -170,7 +170,7 @@ def build_export_assets(parts: PipelinePartitions) -> list[dg.AssetsDefinition]:
         weekly_panel: WeeklyPanel,
     ) -> dg.Output:
         """The stage 1 -> stage 2 contract: posterior summaries and thinned joint draws."""
-        from conversionflow_dagster.core.export_builder import build_parameter_export
+        from conversionflow_dagster.core.model.export_builder import build_parameter_export
         from conversionflow_dagster.core.parameter_export import validate_export
 
         config = project.config()

@@ -11,7 +11,7 @@ import pandas as pd
 
 from conversionflow_dagster import settings
 from conversionflow_dagster.assets.experiments import CUSTOMER_VALUE, LIFT_TESTS
-from conversionflow_dagster.core.panel import WeeklyPanel
+from conversionflow_dagster.core.ingest.panel import WeeklyPanel
 from conversionflow_dagster.partitions import PipelinePartitions, market_of, month_of
 from conversionflow_dagster.resources import ProjectResource
 
@@ -68,9 +68,9 @@ def build_report_assets(
         **experiments: pd.DataFrame,
     ) -> dg.MaterializeResult:
         """Executive summary, allocation, scenarios, diagnostics and plots, scoped to the data."""
-        from conversionflow_dagster.core.report import write_report
-        from conversionflow_dagster.core.report_data import headline_figures
-        from conversionflow_dagster.core.report_inputs import build_report_data
+        from conversionflow_dagster.core.report.data import headline_figures
+        from conversionflow_dagster.core.report.inputs import build_report_data
+        from conversionflow_dagster.core.report.render import write_report
 
         settings_ = project.config()
         section = settings_.report

@@ -13,8 +13,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from conversionflow_dagster.core.lift_tests import analyse_lift_tests
-from conversionflow_dagster.core.report_data import DAYS_PER_MONTH, ReportData, Target
+from conversionflow_dagster.core.experiments.lift_tests import analyse_lift_tests
+from conversionflow_dagster.core.report.data import DAYS_PER_MONTH, ReportData, Target
 
 CHANNELS = ("search", "social", "tv", "display", "affiliates", "email")
 TARGET_SCALE = 812.4

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conversionflow_dagster.core.allocation import (
+from conversionflow_dagster.core.allocation.optimiser import (
     AllocationError,
     AllocationSpec,
     allocate,
@@ -14,7 +14,7 @@ from conversionflow_dagster.core.allocation import (
     project_to_budget,
 )
 from conversionflow_dagster.core.parameter_export import validate_export
-from conversionflow_tests.core.export_fixtures import (
+from conversionflow_dagster.core.synthetic.export import (
     CURRENT_BUDGET,
     build_document,
     realistic_document,

@@ -11,12 +11,12 @@ import pytest
 from numpyro.infer.util import log_density
 from scipy import stats
 
-from conversionflow_dagster.core.calibration import LiftObservations, lift_observations
-from conversionflow_dagster.core.diagnostics import convergence_report, evaluate
 from conversionflow_dagster.core.errors import InputDataError
-from conversionflow_dagster.core.jax_setup import configure_jax, default_host_devices
-from conversionflow_dagster.core.model import ModelSpec, Scales, mmm, prepare_inputs
-from conversionflow_tests.core.simulate import (
+from conversionflow_dagster.core.model.calibration import LiftObservations, lift_observations
+from conversionflow_dagster.core.model.diagnostics import convergence_report, evaluate
+from conversionflow_dagster.core.model.jax_setup import configure_jax, default_host_devices
+from conversionflow_dagster.core.model.mmm import ModelSpec, Scales, mmm, prepare_inputs
+from conversionflow_dagster.core.synthetic.panel import (
     adstock_loop,
     fit_simulated,
     model_inputs,

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conversionflow_dagster.core.customer_value import (
+from conversionflow_dagster.core.errors import ContractError, InputDataError
+from conversionflow_dagster.core.experiments.customer_value import (
     QUALITY_BANDS,
     TABLE_COLUMNS,
     acquisition_channels,
@@ -14,8 +15,7 @@ from conversionflow_dagster.core.customer_value import (
     customer_values,
     quality_band,
 )
-from conversionflow_dagster.core.errors import ContractError, InputDataError
-from conversionflow_dagster.core.synthetic import (
+from conversionflow_dagster.core.synthetic.events import (
     SyntheticSpec,
     customer_value_truth,
     simulate,

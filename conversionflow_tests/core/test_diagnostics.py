@@ -3,7 +3,7 @@
 import arviz as az
 import numpy as np
 
-from conversionflow_dagster.core.diagnostics import Gates, convergence_report, evaluate
+from conversionflow_dagster.core.model.diagnostics import Gates, convergence_report, evaluate
 
 CHANNELS = ["tv", "paid search"]
 

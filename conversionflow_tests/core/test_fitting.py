@@ -6,18 +6,18 @@ import arviz as az
 import numpy as np
 import pytest
 
-from conversionflow_dagster.core.diagnostics import convergence_report, evaluate
-from conversionflow_dagster.core.export_builder import build_parameter_export
-from conversionflow_dagster.core.fitting import (
+from conversionflow_dagster.core.model.diagnostics import convergence_report, evaluate
+from conversionflow_dagster.core.model.export_builder import build_parameter_export
+from conversionflow_dagster.core.model.fitting import (
     channel_contributions,
     chunk_size,
     load_trace,
     save_trace,
 )
-from conversionflow_dagster.core.jax_setup import configure_jax, default_host_devices
-from conversionflow_dagster.core.model import ModelSpec, Scales
-from conversionflow_tests.core.simulate import adstock_loop, simulate_panel
-from conversionflow_tests.core.simulate import fit_simulated as fit
+from conversionflow_dagster.core.model.jax_setup import configure_jax, default_host_devices
+from conversionflow_dagster.core.model.mmm import ModelSpec, Scales
+from conversionflow_dagster.core.synthetic.panel import adstock_loop, simulate_panel
+from conversionflow_dagster.core.synthetic.panel import fit_simulated as fit
 
 HOLDOUT = 6
 # Chains in parallel when this module is the first to use JAX; otherwise they are vectorised.
@@ -190,11 +190,11 @@ def test_recovers_known_parameters():
 
 REFIT_SCRIPT = """
 import sys
-from conversionflow_dagster.core.jax_setup import configure_jax
+from conversionflow_dagster.core.model.jax_setup import configure_jax
 configure_jax(2, sys.argv[1])
-from conversionflow_dagster.core.fitting import fit_mmm
-from conversionflow_dagster.core.model import ModelSpec
-from conversionflow_tests.core.simulate import simulate_panel
+from conversionflow_dagster.core.model.fitting import fit_mmm
+from conversionflow_dagster.core.model.mmm import ModelSpec
+from conversionflow_dagster.core.synthetic.panel import simulate_panel
 p = simulate_panel(40, 2, seed=int(sys.argv[2]))
 fit_mmm(p.spend, p.target, p.controls, p.channel_names, p.control_names, p.week_start,
         ModelSpec(), chains=2, warmup=20, draws=20, seed=int(sys.argv[2]))

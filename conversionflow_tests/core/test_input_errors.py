@@ -8,8 +8,8 @@ import pytest
 
 from conversionflow_dagster.core.config import EventsSource, load_config
 from conversionflow_dagster.core.errors import InputDataError
-from conversionflow_dagster.core.events import event_rules, read_month_events
-from conversionflow_dagster.core.spend import read_month_spend, spend_rules
+from conversionflow_dagster.core.ingest.events import event_rules, read_month_events
+from conversionflow_dagster.core.ingest.spend import read_month_spend, spend_rules
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = load_config(REPO / "configs" / "default.yaml")

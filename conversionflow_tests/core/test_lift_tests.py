@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from conversionflow_dagster.core.errors import InputDataError
-from conversionflow_dagster.core.lift_tests import (
+from conversionflow_dagster.core.experiments.lift_tests import (
     analyse_lift_tests,
     chi_square_two_proportions,
     hdi,

@@ -7,7 +7,7 @@ import pytest
 from numpyro.infer.util import log_density
 
 from conversionflow_dagster.core.errors import ConfigError
-from conversionflow_dagster.core.model import (
+from conversionflow_dagster.core.model.mmm import (
     HurdlePoisson,
     ModelSpec,
     Scales,
@@ -17,7 +17,7 @@ from conversionflow_dagster.core.model import (
     logistic_saturation,
     mmm,
 )
-from conversionflow_tests.core.simulate import adstock_loop, model_inputs, simulate_panel
+from conversionflow_dagster.core.synthetic.panel import adstock_loop, model_inputs, simulate_panel
 
 
 @pytest.mark.parametrize("normalize", [True, False])

@@ -9,8 +9,8 @@ import pytest
 
 from conversionflow_dagster.core.config import load_config
 from conversionflow_dagster.core.errors import ContractError, InputDataError
-from conversionflow_dagster.core.events import read_month_events
-from conversionflow_dagster.core.panel import (
+from conversionflow_dagster.core.ingest.events import read_month_events
+from conversionflow_dagster.core.ingest.panel import (
     build_panel_from_events,
     complete_weeks,
     panel_rules,
@@ -19,7 +19,7 @@ from conversionflow_dagster.core.panel import (
     week_floor,
     write_panel,
 )
-from conversionflow_dagster.core.spend import read_month_spend
+from conversionflow_dagster.core.ingest.spend import read_month_spend
 from conversionflow_tests.conftest import SMALL_MONTHS, write_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,7 +180,7 @@ def test_reading_a_foreign_parquet_file_is_refused(tmp_path):
 
 
 def test_window_as_of_a_month(project):
-    from conversionflow_dagster.core.panel import panel_window
+    from conversionflow_dagster.core.ingest.panel import panel_window
 
     panel = small_panel(project)
     march = panel_window(panel, "2023-03", 8)

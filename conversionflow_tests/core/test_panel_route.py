@@ -10,7 +10,7 @@ import yaml
 
 from conversionflow_dagster.core.config import load_config, parse_config
 from conversionflow_dagster.core.errors import InputDataError
-from conversionflow_dagster.core.panel import build_panel_from_file, panel_rules
+from conversionflow_dagster.core.ingest.panel import build_panel_from_file, panel_rules
 
 REPO = Path(__file__).resolve().parents[2]
 PUBLIC = REPO / "data" / "public"

@@ -17,7 +17,7 @@ from conversionflow_dagster.core.parameter_export import (
     validate_export,
     write_export,
 )
-from conversionflow_tests.core.export_fixtures import realistic_document
+from conversionflow_dagster.core.synthetic.export import realistic_document
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import pytensor.tensor as pt
 import pytest
 from numpyro.infer.util import log_density
 
-from conversionflow_dagster.core.model import LIKELIHOODS, ModelSpec, mmm
-from conversionflow_tests.core.simulate import adstock_loop, model_inputs, simulate_panel
+from conversionflow_dagster.core.model.mmm import LIKELIHOODS, ModelSpec, mmm
+from conversionflow_dagster.core.synthetic.panel import adstock_loop, model_inputs, simulate_panel
 
 MAX_LAG = 8
 

@@ -13,10 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conversionflow_dagster.core import report_plots
 from conversionflow_dagster.core.errors import ContractError
-from conversionflow_dagster.core.report import render_html, report_csv, report_json, write_report
-from conversionflow_dagster.core.report_data import (
+from conversionflow_dagster.core.report import plots as report_plots
+from conversionflow_dagster.core.report.data import (
     build_tables,
     display,
     hdi,
@@ -25,7 +24,13 @@ from conversionflow_dagster.core.report_data import (
     payback_cell,
     summarise,
 )
-from conversionflow_dagster.core.report_plots import plot_label
+from conversionflow_dagster.core.report.plots import plot_label
+from conversionflow_dagster.core.report.render import (
+    render_html,
+    report_csv,
+    report_json,
+    write_report,
+)
 from conversionflow_tests.conftest import CHROMIUM_ARGS, chromium_executable
 from conversionflow_tests.core.report_fixtures import (
     CHANNELS,
@@ -577,7 +582,7 @@ def test_report_in_headless_chromium(hostile, tmp_path):
 
 
 def test_the_scope_statement_credits_lift_tests_only_when_the_fit_used_them():
-    from conversionflow_dagster.core.report_data import scope_statements
+    from conversionflow_dagster.core.report.data import scope_statements
 
     assert "not from a controlled experiment" in scope_statements(build_report_data())[0]
     data = build_report_data(lift_tests=True)

@@ -5,8 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conversionflow_dagster.core.parameter_export import validate_export
-from conversionflow_dagster.core.response import (
+from conversionflow_dagster.core.allocation.response import (
     ResponseModel,
     hill_saturation,
     hill_slope,
@@ -15,7 +14,8 @@ from conversionflow_dagster.core.response import (
     steady_state_adstock,
     weekly_response,
 )
-from conversionflow_tests.core.export_fixtures import (
+from conversionflow_dagster.core.parameter_export import validate_export
+from conversionflow_dagster.core.synthetic.export import (
     build_document,
     contract_response,
     realistic_document,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conversionflow_dagster.core.config import load_config
-from conversionflow_dagster.core.synthetic import (
+from conversionflow_dagster.core.synthetic.events import (
     ORGANIC_TOUCHPOINTS,
     REPEAT_TOUCHPOINT,
     SyntheticSpec,

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 from conversionflow_dagster.cli import main
-from conversionflow_dagster.core.fitting import load_trace
+from conversionflow_dagster.core.model.fitting import load_trace
 from conversionflow_tests.conftest import REPO, SMALL_MONTHS, write_config
 
 LAST = SMALL_MONTHS[-1]

@@ -37,7 +37,7 @@ def fit(project, draws: int, **popen):
 
 def test_sigkill_mid_sampling_keeps_the_previous_trace(project):
     from conversionflow_dagster.code_location import build_definitions
-    from conversionflow_dagster.core.fitting import load_trace
+    from conversionflow_dagster.core.model.fitting import load_trace
     from conversionflow_dagster.runner import execute_plan, pipeline_plan
 
     home = project / "dagster_home"

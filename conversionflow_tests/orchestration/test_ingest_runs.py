@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from conversionflow_dagster.code_location import build_definitions
-from conversionflow_dagster.core.panel import read_panel
+from conversionflow_dagster.core.ingest.panel import read_panel
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
 from conversionflow_tests.conftest import REPO, SMALL_MONTHS
 

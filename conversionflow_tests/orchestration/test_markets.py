@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from conversionflow_dagster.code_location import build_definitions
-from conversionflow_dagster.core.allocation import allocate_scenarios
+from conversionflow_dagster.core.allocation.markets import join_market_exports
+from conversionflow_dagster.core.allocation.optimiser import allocate_scenarios
 from conversionflow_dagster.core.config import load_config
 from conversionflow_dagster.core.errors import ContractError, InputDataError
-from conversionflow_dagster.core.markets import join_market_exports
-from conversionflow_dagster.core.panel import build_panel_from_file
+from conversionflow_dagster.core.ingest.panel import build_panel_from_file
 from conversionflow_dagster.core.parameter_export import read_export
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
 from conversionflow_tests.conftest import REPO
@@ -137,9 +137,9 @@ def dataclass_replace(spec, **changes):
 
 def test_joined_exports_carry_each_markets_scale():
     """Joining is exact: the joined response equals the sum of the markets' responses."""
+    from conversionflow_dagster.core.allocation.response import ResponseModel
     from conversionflow_dagster.core.parameter_export import validate_export
-    from conversionflow_dagster.core.response import ResponseModel
-    from conversionflow_tests.core.export_fixtures import realistic_document
+    from conversionflow_dagster.core.synthetic.export import realistic_document
 
     a = validate_export(realistic_document(n_channels=3, seed=1), "north")
     south = realistic_document(n_channels=4, n_draws=400, seed=2)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conversionflow_dagster.code_location import build_definitions
-from conversionflow_dagster.core.synthetic import SyntheticSpec, simulate, write_sample
+from conversionflow_dagster.core.synthetic.events import SyntheticSpec, simulate, write_sample
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
 from conversionflow_tests.conftest import REPO, SMALL_MONTHS
 

@@ -17,11 +17,11 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from conversionflow_dagster.core.fitting import channel_contributions, crps, fit_metrics
-from conversionflow_dagster.core.panel import WeeklyPanel
+from conversionflow_dagster.core.allocation.response import ResponseModel
+from conversionflow_dagster.core.ingest.panel import WeeklyPanel
+from conversionflow_dagster.core.model.fitting import channel_contributions, crps, fit_metrics
 from conversionflow_dagster.core.parameter_export import ParameterExport
-from conversionflow_dagster.core.report_data import ReportData, hdi
-from conversionflow_dagster.core.response import ResponseModel
+from conversionflow_dagster.core.report.data import ReportData, hdi
 
 PLOT_DRAWS = 500  # posterior draws behind the contribution and predictive plots
 CURVE_POINTS = 60

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import arviz as az
 
-from conversionflow_dagster.core.checks import CheckOutcome
 from conversionflow_dagster.core.config import GatesConfig
-from conversionflow_dagster.core.diagnostics import ConvergenceReport, Gates, convergence_report
+from conversionflow_dagster.core.model.diagnostics import (
+    ConvergenceReport,
+    Gates,
+    convergence_report,
+)
+from conversionflow_dagster.core.rules import CheckOutcome
 
 SHOWN = 8
 

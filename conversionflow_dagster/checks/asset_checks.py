@@ -5,11 +5,11 @@ from collections.abc import Callable, Mapping
 
 import dagster as dg
 
-from conversionflow_dagster.core.checks import CheckOutcome
 from conversionflow_dagster.core.config import GatesConfig
-from conversionflow_dagster.core.events import event_rules
-from conversionflow_dagster.core.panel import panel_rules
-from conversionflow_dagster.core.spend import spend_rules
+from conversionflow_dagster.core.ingest.events import event_rules
+from conversionflow_dagster.core.ingest.panel import panel_rules
+from conversionflow_dagster.core.ingest.spend import spend_rules
+from conversionflow_dagster.core.rules import CheckOutcome
 from conversionflow_dagster.partitions import PipelinePartitions, month_in
 
 RAW_EVENTS_CHECKS = {
@@ -97,7 +97,7 @@ def build_trace_checks(
     """The convergence gates: blocking, so a trace that fails them is never exported."""
 
     def evaluate(idata: object, _month: str | None) -> list[CheckOutcome]:
-        from conversionflow_dagster.core.trace_checks import gates_from_config, trace_rules
+        from conversionflow_dagster.core.model.gates import gates_from_config, trace_rules
 
         return trace_rules(idata, gates_from_config(gates))
 
@@ -108,7 +108,7 @@ def build_allocation_checks(parts: PipelinePartitions) -> list[dg.AssetChecksDef
     """What the business acts on must add up: blocking before the report."""
 
     def evaluate(document: object, _month: str | None) -> list[CheckOutcome]:
-        from conversionflow_dagster.core.allocation_checks import allocation_rules
+        from conversionflow_dagster.core.allocation.rules import allocation_rules
 
         return allocation_rules(document)
 

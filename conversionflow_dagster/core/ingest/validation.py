@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from conversionflow_dagster.core.checks import CheckOutcome
 from conversionflow_dagster.core.config import ProjectConfig, load_config, resolve_project_path
 from conversionflow_dagster.core.errors import ConversionflowError
-from conversionflow_dagster.core.events import event_rules, read_month_events
-from conversionflow_dagster.core.lift_tests import read_lift_tests
-from conversionflow_dagster.core.panel import (
+from conversionflow_dagster.core.experiments.lift_tests import read_lift_tests
+from conversionflow_dagster.core.ingest.events import event_rules, read_month_events
+from conversionflow_dagster.core.ingest.panel import (
     build_panel_from_events,
     build_panel_from_file,
     panel_rules,
     read_controls,
 )
-from conversionflow_dagster.core.spend import fed_channels, read_month_spend
+from conversionflow_dagster.core.ingest.spend import fed_channels, read_month_spend
+from conversionflow_dagster.core.rules import CheckOutcome
 
 
 def _months(config: ProjectConfig) -> list[str]:

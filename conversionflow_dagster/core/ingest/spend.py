@@ -11,23 +11,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conversionflow_dagster.core.checks import (
-    CheckOutcome,
-    in_month_mask,
-    nulls_mask,
-    rule,
-    schema_rule,
-)
 from conversionflow_dagster.core.config import ProjectConfig
 from conversionflow_dagster.core.errors import InputDataError
-from conversionflow_dagster.core.events import is_per_month, month_file
-from conversionflow_dagster.core.tables import (
+from conversionflow_dagster.core.ingest.events import is_per_month, month_file
+from conversionflow_dagster.core.ingest.tables import (
     Table,
     parse_labels,
     parse_numbers,
     parse_timestamps,
     read_table,
     require_columns,
+)
+from conversionflow_dagster.core.rules import (
+    CheckOutcome,
+    in_month_mask,
+    nulls_mask,
+    rule,
+    schema_rule,
 )
 
 SPEND_SCHEMA = {"date": "M", "channel": "OU", "spend": "f"}

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from conversionflow_dagster.core.tables import (
+from conversionflow_dagster.core.ingest.tables import (
     Table,
     parse_labels,
     parse_numbers,

@@ -33,8 +33,8 @@ from numpyro.distributions import constraints
 from numpyro.distributions.util import promote_shapes, validate_sample
 from numpyro.infer import init_to_median
 
-from conversionflow_dagster.core.calibration import LiftObservations
 from conversionflow_dagster.core.errors import ConfigError
+from conversionflow_dagster.core.model.calibration import LiftObservations
 
 LIKELIHOODS = ("poisson", "negbinomial", "normal", "hurdle_poisson")
 SATURATIONS = ("logistic", "hill")

@@ -12,16 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conversionflow_dagster.core.checks import (
-    CheckOutcome,
-    in_month_mask,
-    nulls_mask,
-    rule,
-    schema_rule,
-)
 from conversionflow_dagster.core.config import EventsSource
 from conversionflow_dagster.core.errors import InputDataError
-from conversionflow_dagster.core.tables import (
+from conversionflow_dagster.core.ingest.tables import (
     Table,
     parse_binary,
     parse_labels,
@@ -29,6 +22,13 @@ from conversionflow_dagster.core.tables import (
     parse_timestamps,
     read_table,
     require_columns,
+)
+from conversionflow_dagster.core.rules import (
+    CheckOutcome,
+    in_month_mask,
+    nulls_mask,
+    rule,
+    schema_rule,
 )
 
 EVENT_SCHEMA = {

@@ -15,9 +15,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from conversionflow_dagster.core.customer_value import DAYS_PER_MONTH
-from conversionflow_dagster.core.customer_value import TABLE_COLUMNS as CUSTOMER_VALUE_COLUMNS
 from conversionflow_dagster.core.errors import ContractError
+from conversionflow_dagster.core.experiments.customer_value import DAYS_PER_MONTH
+from conversionflow_dagster.core.experiments.customer_value import (
+    TABLE_COLUMNS as CUSTOMER_VALUE_COLUMNS,
+)
 
 HDI_PROB = 0.94
 

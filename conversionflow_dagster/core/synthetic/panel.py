@@ -118,7 +118,7 @@ def simulate_panel(
 
 def model_inputs(panel: Panel, spec):
     """The scaled model inputs of ``panel``, with scales derived from it as a fit would."""
-    from conversionflow_dagster.core.model import Scales, prepare_inputs
+    from conversionflow_dagster.core.model.mmm import Scales, prepare_inputs
 
     scales = Scales.from_data(
         panel.spend, panel.target, panel.controls, panel.channel_names, panel.control_names
@@ -136,8 +136,8 @@ def model_inputs(panel: Panel, spec):
 
 def fit_simulated(panel: Panel, spec=None, **kwargs):
     """``fit_mmm`` on a simulated panel (the default model spec unless given)."""
-    from conversionflow_dagster.core.fitting import fit_mmm
-    from conversionflow_dagster.core.model import ModelSpec
+    from conversionflow_dagster.core.model.fitting import fit_mmm
+    from conversionflow_dagster.core.model.mmm import ModelSpec
 
     return fit_mmm(
         panel.spend,

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from conversionflow_dagster.core.events import is_per_month, month_file
+from conversionflow_dagster.core.ingest.events import is_per_month, month_file
 
 CHUNK = 1 << 20
 

@@ -24,9 +24,9 @@ import pandas as pd
 from numpyro.infer import NUTS, Predictive, log_likelihood
 
 from conversionflow_dagster.core.atomic import atomic_path
-from conversionflow_dagster.core.calibration import lift_observations
 from conversionflow_dagster.core.errors import ContractError
-from conversionflow_dagster.core.model import (
+from conversionflow_dagster.core.model.calibration import lift_observations
+from conversionflow_dagster.core.model.mmm import (
     ModelInputs,
     ModelSpec,
     Scales,

@@ -21,21 +21,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from conversionflow_dagster.core.atomic import atomic_path
-from conversionflow_dagster.core.checks import CheckOutcome
 from conversionflow_dagster.core.config import ProjectConfig
-from conversionflow_dagster.core.controls import (
+from conversionflow_dagster.core.errors import ContractError, InputDataError
+from conversionflow_dagster.core.ingest.controls import (
     CONTROL_PREFIX,
     control_columns,
     required_control_columns,
 )
-from conversionflow_dagster.core.errors import ContractError, InputDataError
-from conversionflow_dagster.core.tables import (
+from conversionflow_dagster.core.ingest.tables import (
     Table,
     parse_numbers,
     parse_timestamps,
     read_table,
     require_columns,
 )
+from conversionflow_dagster.core.rules import CheckOutcome
 
 SPEND_PREFIX = "spend__"
 TOUCHES_PREFIX = "touches__"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from conversionflow_dagster.core.checks import CheckOutcome
+from conversionflow_dagster.core.rules import CheckOutcome
 
 BUDGET_TOLERANCE = 1e-6  # relative
 BOUND_SLACK = 1e-6  # relative to the budget

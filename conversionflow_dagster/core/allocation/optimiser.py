@@ -35,9 +35,9 @@ import pygad
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
+from conversionflow_dagster.core.allocation.response import ResponseModel
 from conversionflow_dagster.core.errors import ConversionflowError
 from conversionflow_dagster.core.parameter_export import ParameterExport
-from conversionflow_dagster.core.response import ResponseModel
 
 OBJECTIVES = ("mean", "quantile", "mean_minus_k_sd")
 HDI_PROB = 0.94

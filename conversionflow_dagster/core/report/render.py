@@ -26,9 +26,9 @@ from pathlib import Path
 
 import jinja2
 
-from conversionflow_dagster.core import report_plots
 from conversionflow_dagster.core.atomic import write_text_atomic
-from conversionflow_dagster.core.report_data import (
+from conversionflow_dagster.core.report import plots as report_plots
+from conversionflow_dagster.core.report.data import (
     Num,
     ReportData,
     ReportTables,

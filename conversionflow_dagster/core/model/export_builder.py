@@ -10,9 +10,9 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from conversionflow_dagster.core.diagnostics import Gates, convergence_report, evaluate
-from conversionflow_dagster.core.fitting import BATCH_DRAWS, channel_contributions
-from conversionflow_dagster.core.model import ModelSpec, Scales
+from conversionflow_dagster.core.model.diagnostics import Gates, convergence_report, evaluate
+from conversionflow_dagster.core.model.fitting import BATCH_DRAWS, channel_contributions
+from conversionflow_dagster.core.model.mmm import ModelSpec, Scales
 
 SCHEMA_VERSION = 1
 HDI_PROB = 0.94  # reported as hdi_3% / hdi_97%

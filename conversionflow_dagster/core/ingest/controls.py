@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from conversionflow_dagster.core.config import ControlsSection
-from conversionflow_dagster.core.tables import Table, parse_labels, parse_numbers
+from conversionflow_dagster.core.ingest.tables import Table, parse_labels, parse_numbers
 
 CONTROL_PREFIX = "control__"
 

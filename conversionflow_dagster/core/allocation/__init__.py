@@ -1,0 +1,1 @@
+"""Stage 2, optimisation: response curves, the budget allocation and its rules, markets."""

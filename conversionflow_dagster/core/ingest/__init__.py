@@ -1,0 +1,1 @@
+"""Stage 0, ingest: input tables, the event log, spend feed, controls and the weekly panel."""

@@ -1,0 +1,1 @@
+"""The attribution-scoped report: its numbers, figures, inputs and the HTML page."""

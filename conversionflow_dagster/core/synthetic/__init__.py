@@ -1,0 +1,1 @@
+"""Synthetic data with known truth: event logs, weekly panels and parameter exports."""
