@@ -224,7 +224,7 @@ def distributed(workdir: Path, markets: list[str], cache: Path, workers: int) ->
                 except subprocess.TimeoutExpired:
                     process.kill()
     for market in markets:
-        export = root / f"storage/assets/parameter_export/{market}/{MONTH}-01.json"
+        export = root / f"storage/assets/meridian_geo/parameter_export/{market}/{MONTH}-01.json"
         if not export.is_file():
             raise SystemExit(f"{market}: no parameter export (did its gates fail?)")
     return {"wall_s": time.perf_counter() - started, "peak_rss_mb": peak.peak / 2**20}

@@ -71,6 +71,7 @@ def child(
     from conversionflow_dagster.core.model.jax_setup import configure_jax, default_host_devices
 
     configure_jax(default_host_devices(chains), cache_dir)
+    from conversionflow_dagster.core.config import Gates
     from conversionflow_dagster.core.model.diagnostics import convergence_report, evaluate
     from conversionflow_dagster.core.model.fitting import fit_mmm
     from conversionflow_dagster.core.model.mmm import ModelSpec
@@ -113,7 +114,7 @@ def child(
         "ess_per_sampling_s": report.min_ess_bulk / sampling,
         "max_r_hat": report.max_r_hat,
         "divergences": report.divergences,
-        "passed": not evaluate(report),
+        "passed": not evaluate(report, Gates()),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 

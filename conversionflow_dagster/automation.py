@@ -3,27 +3,20 @@
 Both are off until someone turns them on in the UI (or with `dagster schedule/sensor start`).
 """
 
-import datetime as dt
 import json
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from conversionflow_dagster.core.ingest.landing import changed_months, month_fingerprints
-from conversionflow_dagster.partitions import month_of
+from conversionflow_dagster.core.months import previous_month
+from conversionflow_dagster.partitions import month_key, month_of
 from conversionflow_dagster.resources import ProjectResource
 
 if TYPE_CHECKING:  # what define_asset_job returns; not exported at the top level
     from dagster._core.definitions.unresolved_asset_job_definition import (
         UnresolvedAssetJobDefinition,
     )
-
-
-def last_complete_month(when: dt.datetime) -> str:
-    """The calendar month before ``when``, as YYYY-MM."""
-    first = when.date().replace(day=1)
-    previous = first - dt.timedelta(days=1)
-    return f"{previous.year:04d}-{previous.month:02d}"
 
 
 def monthly_schedule(
@@ -39,8 +32,8 @@ def monthly_schedule(
         description="Runs the pipeline for the last complete month (2nd of the month, 06:00).",
     )
     def _schedule(context: dg.ScheduleEvaluationContext):
-        month = last_complete_month(context.scheduled_execution_time)
-        key = f"{month}-01"
+        month = previous_month(context.scheduled_execution_time.date())
+        key = month_key(month)
         if not monthly.has_partition_key(key):
             return dg.SkipReason(f"{month} is outside the configured partitions")
         return dg.RunRequest(partition_key=key, run_key=f"monthly:{month}")
@@ -74,7 +67,7 @@ def month_files_sensor(
         previous = json.loads(context.cursor) if context.cursor else {}
         current = month_fingerprints(templates, months)
         requests = [
-            dg.RunRequest(partition_key=f"{month}-01", run_key=f"{month}:{current[month]}")
+            dg.RunRequest(partition_key=month_key(month), run_key=f"{month}:{current[month]}")
             for month in changed_months(previous, current)
         ]
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(current, sort_keys=True))

@@ -5,37 +5,61 @@ run started here appears in the UI with its logs, metadata and checks.
 """
 
 import argparse
+import datetime as dt
+import logging
+import math
 import os
+import re
 import subprocess
 import sys
+import traceback
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from conversionflow_dagster import settings
+from conversionflow_dagster.asset_names import (
+    ATTRIBUTION_REPORT,
+    BUDGET_ALLOCATION,
+    MARKET_ALLOCATION,
+    PARAMETER_EXPORT,
+    POSTERIOR_TRACE,
+)
 from conversionflow_dagster.core.errors import ConversionflowError
 
 SAMPLE_DIR = "data/sample"
+# Flags that override a config field: refused outside that field's bounds (core/config.py).
+BOUNDED_FLAGS = ("chains", "warmup", "draws", "budget", "total_budget", "scenarios")
+_LIMITS = {
+    "greater_than": ("gt", ">"),
+    "greater_than_equal": ("ge", ">="),
+    "less_than": ("lt", "<"),
+    "less_than_equal": ("le", "<="),
+}
+_DATES = re.compile(r"\d{4}-\d{2}(?:-\d{2})?")
 
 
-def _months(first: str, last: str) -> list[str]:
-    import pandas as pd
-
-    return [p.strftime("%Y-%m") for p in pd.period_range(first, last, freq="M")]
+class UsageError(Exception):
+    """An argument the command cannot use: refused in one line, before anything runs (exit 2)."""
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Write the synthetic sample (events, spend, controls, truth) under ``--out``."""
-    import datetime as dt
-
     from conversionflow_dagster.core.synthetic.events import SyntheticSpec, simulate, write_sample
 
-    spec = SyntheticSpec(
-        n_weeks=args.weeks,
-        n_channels=args.channels,
-        seed=args.seed,
-        touch_scale=args.touch_scale,
-        start=dt.date.fromisoformat(args.start),
-        file_format=args.format,
-    )
+    try:
+        spec = SyntheticSpec(
+            n_weeks=args.weeks,
+            n_channels=args.channels,
+            seed=args.seed,
+            touch_scale=args.touch_scale,
+            start=args.start,
+            file_format=args.format,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     data = simulate(spec)
     written = write_sample(data, settings.project_root() / args.out)
     print(
@@ -64,18 +88,18 @@ def asset_config(args: argparse.Namespace) -> dict[str, dict]:
         report["output_dir"] = report.pop("output")
     across = _given(args, ("total_budget",))
     config = {
-        "posterior_trace": fit,
-        "budget_allocation": allocation,
-        "market_allocation": across,
-        "attribution_report": report,
+        POSTERIOR_TRACE: fit,
+        BUDGET_ALLOCATION: allocation,
+        MARKET_ALLOCATION: across,
+        ATTRIBUTION_REPORT: report,
     }
     return {asset: values for asset, values in config.items() if values}
 
 
-def latest_export_month(root: Path, markets: list[str]) -> str | None:
-    """The most recent month with a stored parameter export (what --stage2-only reuses); with
-    markets, the most recent month every one of them has."""
-    folder = settings.storage_dir(root) / "assets" / "parameter_export"
+def latest_export_month(root: Path, project_key: str, markets: list[str]) -> str | None:
+    """The project's most recent month with a stored parameter export (what --stage2-only
+    reuses); with markets, the most recent month every one of them has."""
+    folder = settings.asset_dir(project_key, PARAMETER_EXPORT, root)
     folders = [folder / m for m in markets] or [folder]
     months = [{path.stem[:7] for path in f.glob("*.json")} for f in folders]
     common = set.intersection(*months)
@@ -104,17 +128,27 @@ def prepare_test_mode(root: Path) -> tuple[Path, Path]:
     return test_root, config
 
 
-def run_plan(args: argparse.Namespace, months: list[str], root: Path, markets: list[str]):
+def run_plan(
+    args: argparse.Namespace, months: list[str], root: Path, project_key: str, markets: list[str]
+):
     """Which runs the flags ask for."""
+    if args.total_budget is not None and not markets:
+        raise UsageError(
+            "--total-budget: splits a budget across project.markets, and this project has "
+            "none; use --budget"
+        )
+    if args.markets:
+        unknown = [m for m in args.markets if m not in markets]
+        if unknown:
+            listed = ", ".join(markets) if markets else "none: project.markets is empty"
+            raise UsageError(
+                f"--markets: {', '.join(unknown)} not in project.markets (it lists {listed})"
+            )
+        markets = args.markets
     from conversionflow_dagster.runner import pipeline_plan
 
-    if args.markets:
-        unknown = sorted(set(args.markets) - set(markets))
-        if unknown:
-            raise SystemExit(f"error: --markets {unknown} not in project.markets {markets}")
-        markets = args.markets
     if args.stage2_only:
-        month = args.month_to or latest_export_month(root, markets)
+        month = args.month_to or latest_export_month(root, project_key, markets)
         if month is None:
             raise SystemExit("error: --stage2-only needs a stored parameter export; run stage 1")
         return pipeline_plan([], fit_months=[month], ingest=False, stage1=False, markets=markets)
@@ -124,40 +158,157 @@ def run_plan(args: argparse.Namespace, months: list[str], root: Path, markets: l
     )
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Materialise the pipeline for a month range through the persistent instance."""
-    import dagster as dg
+def _config_file(root: Path, given: str | None) -> Path:
+    """The config ``--config`` names (a file under the project root), else the environment's;
+    the code location reads it from ``CONVERSIONFLOW_CONFIG``."""
+    if given is not None:
+        path = (root / given).resolve()
+        if not path.is_relative_to(root):
+            raise UsageError(
+                f"--config {given}: resolves to {path}, outside the project root {root}"
+            )
+        if not path.is_file():
+            raise UsageError(f"--config {given}: no such file under the project root {root}")
+        os.environ["CONVERSIONFLOW_CONFIG"] = given
+    return settings.config_path(root)
 
-    from conversionflow_dagster.code_location import build_definitions
-    from conversionflow_dagster.core.config import load_config
-    from conversionflow_dagster.runner import execute_plan
 
-    root = settings.project_root()
-    settings.ensure_dagster_home(root)
-    if args.mode == "test":
-        root, config_file = prepare_test_mode(root)
-    else:
-        if args.config:
-            os.environ["CONVERSIONFLOW_CONFIG"] = args.config
-        config_file = settings.config_path(root)
-        if args.sample and _sample_missing(root):
-            print("generating the sample data (first run only) ...", flush=True)
-            cmd_generate(_parser().parse_args(["generate"]))
-    config = load_config(config_file)
-    defs = build_definitions(root, config_file)
+def selected_months(args: argparse.Namespace, config) -> list[str]:
+    """The months ``--from``/``--to`` select, refused unless they lie, in order, within the
+    configured months (a partition outside them does not exist)."""
+    from conversionflow_dagster.core.config import MONTH_PATTERN
+    from conversionflow_dagster.core.months import months_between
+
     first, last = config.month_range()
-    months = _months(args.month_from or first, args.month_to or last)
-    plan = run_plan(args, months, root, list(config.project.markets))
+    end = "end_month" if config.project.partitions.end_month else "last month (no end_month)"
+    configured = (
+        f"the configured months are {first}..{last} (project.partitions.start_month..{end})"
+    )
+    for flag, month in (("--from", args.month_from), ("--to", args.month_to)):
+        if month is not None and not MONTH_PATTERN.match(month):
+            raise UsageError(f"{flag} {month}: expected a month as YYYY-MM; {configured}")
+        if month is not None and not first <= month <= last:
+            raise UsageError(f"{flag} {month}: outside the project's months; {configured}")
+    start, stop = args.month_from or first, args.month_to or last
+    if start > stop:
+        raise UsageError(f"--from {start} is after --to {stop}; {configured}")
+    return months_between(start, stop)
 
-    def report(name: str, ok: bool, reasons: list[str]) -> None:
+
+def _check_output(root: Path, output: str | None, config) -> None:
+    """``--output`` stays inside the project root, as the config's own paths do."""
+    from conversionflow_dagster.core.config import resolve_project_path
+    from conversionflow_dagster.core.errors import ConfigError
+
+    if output is None:
+        return
+    allow = config.project.allow_paths_outside_root
+    try:
+        resolve_project_path(root, output, allow_outside=allow)
+    except ConfigError as error:
+        raise UsageError(f"--output {output}: {error}") from None
+
+
+class Progress:
+    """One line per run, with its reasons when it failed. Consecutive runs that fail the same
+    way (the same reasons but for the month) are told once: with ``end_month`` unset, data that
+    stop early would otherwise fail one run per month up to today."""
+
+    def __init__(self) -> None:
+        self._shape: tuple[str, ...] | None = None  # the last failure, months masked
+        self._same: list[str] = []  # the runs since that failed the same way
+
+    def __call__(self, name: str, ok: bool, reasons: list[str]) -> None:
+        shape = None if ok else tuple(_DATES.sub("", line) for line in [name, *reasons])
+        if shape is not None and shape == self._shape:
+            self._same.append(name)
+            return
+        self.close()
+        self._shape = shape
         print(f"  {name}: {'ok' if ok else 'FAILED'}", flush=True)
         for reason in reasons:
             print(f"    {reason}", flush=True)
+
+    def close(self) -> None:
+        """Tell the runs that failed like the one before them."""
+        if self._same:
+            count = len(self._same)
+            print(
+                f"  {self._same[0]} to {self._same[-1]}: FAILED the same way "
+                f"({count} run{'s' if count > 1 else ''})",
+                flush=True,
+            )
+        self._same = []
+
+
+def _terminal_console():
+    """The runs' console logger without ``--debug``: their log lines at the chosen level,
+    without Dagster's error records (each carries a stack trace, and the command prints every
+    failed run's reasons itself; the event log and the UI keep them all), and a line repeated
+    with only a month changed (one warning per missing monthly partition) shown once per run."""
+    import dagster as dg
+
+    class TerminalLines(logging.StreamHandler):
+        def __init__(self) -> None:
+            super().__init__(sys.stderr)
+            self.shown: set[str] = set()
+
+        def format(self, record: logging.LogRecord) -> str:
+            meta = getattr(record, "dagster_meta", None) or {}
+            step, text = meta.get("step_key"), meta.get("orig_message") or record.getMessage()
+            return f"  {step}: {text}" if step else f"  {text}"
+
+        def filter(self, record: logging.LogRecord) -> bool:
+            shape = _DATES.sub("", self.format(record))
+            if record.levelno >= logging.ERROR or shape in self.shown:
+                return False
+            self.shown.add(shape)
+            return True
+
+    @dg.logger(
+        {"log_level": dg.Field(str, is_required=False, default_value="WARNING")},
+        description="The command line's view of a run; the event log keeps every record.",
+    )
+    def terminal(init_context) -> logging.Logger:
+        logger = logging.Logger("conversionflow", init_context.logger_config["log_level"])
+        logger.addHandler(TerminalLines())
+        return logger
+
+    return terminal
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Materialise the pipeline for a month range through the persistent instance. Every
+    argument is checked against the config before anything is generated or run."""
+    from conversionflow_dagster.core.config import load_config
+
+    root = settings.project_root()
+    home_root = root
+    if args.mode == "test":
+        root, config_file = prepare_test_mode(root)
+    else:
+        config_file = _config_file(root, args.config)
+    config = load_config(config_file)
+    months = selected_months(args, config)
+    _check_output(root, args.output, config)
+    plan = run_plan(args, months, root, config.project.key, list(config.project.markets))
+    if args.mode != "test" and args.sample and _sample_missing(root):
+        print("generating the sample data (first run only) ...", flush=True)
+        cmd_generate(_parser().parse_args(["generate"]))
+
+    import dagster as dg
+
+    from conversionflow_dagster.code_location import build_definitions
+    from conversionflow_dagster.runner import execute_plan
+
+    settings.ensure_dagster_home(home_root)
+    defs = build_definitions(root, config_file)
 
     print(
         f"{len(plan)} run(s) with {config_file.name} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})",
         flush=True,
     )
+    progress = Progress()
     with dg.DagsterInstance.get() as instance:
         summary = execute_plan(
             defs,
@@ -165,13 +316,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             plan,
             asset_config=asset_config(args),
             log_level=args.log_level,
-            on_run=report,
+            console=None if args.debug else _terminal_console(),
+            on_run=progress,
         )
+    progress.close()
     for name in summary.skipped:
         print(f"  {name}: skipped (an earlier run it needs failed)")
     if not summary.success:
-        name, reasons = next(iter(summary.failures().items()))
-        print(f"error: {name}: {reasons[0] if reasons else 'failed'}", file=sys.stderr)
+        failures = summary.failures()
+        name, reasons = next(iter(failures.items()))
+        more = f" ({len(failures) - 1} more failed run(s) above)" if len(failures) > 1 else ""
+        print(f"error: {name}: {reasons[0] if reasons else 'failed'}{more}", file=sys.stderr)
         return 1
     print("done: open the UI with `conversionflow ui` to inspect runs and assets")
     return 0
@@ -182,10 +337,45 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from conversionflow_dagster.core.ingest.validation import validate_inputs
 
     root = settings.project_root()
-    if args.config:
-        os.environ["CONVERSIONFLOW_CONFIG"] = args.config
-    ok, lines = validate_inputs(root, settings.config_path(root))
+    ok, lines = validate_inputs(root, _config_file(root, args.config))
     print("\n".join(lines))
+    return 0 if ok else 1
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Propose a config for the user's own data files, write it, and validate it."""
+    from conversionflow_dagster.core.atomic import write_text_atomic
+    from conversionflow_dagster.core.ingest.config_proposal import (
+        default_name,
+        project_key,
+        render_config,
+        summary_lines,
+    )
+    from conversionflow_dagster.core.ingest.inference import inspect_files
+    from conversionflow_dagster.core.ingest.validation import validate_inputs
+
+    root = settings.project_root()
+    name = args.name or default_name(args.files)
+    out = args.out or f"configs/{project_key(name)}.yaml"
+    if (root / out).exists() and not args.force:
+        message = f"error: {out} exists; pass --force to replace it or --out another file"
+        print(message, file=sys.stderr)
+        return 1
+    inference = inspect_files(args.files)
+    print("\n".join(summary_lines(inference, args.attributable_share)))
+    text = render_config(inference, name, root, out, args.attributable_share)
+    write_text_atomic(root / out, text)
+    print(f"wrote {out}; validating it:")
+    try:
+        ok, lines = validate_inputs(root, root / out)
+    except ConversionflowError as error:
+        ok, lines = False, [f"error: {error}"]
+    print("\n".join(lines))
+    if not ok:
+        print(
+            f"validate failed: edit the key named above in {out}, then run "
+            f"`conversionflow validate --config {out}`"
+        )
     return 0 if ok else 1
 
 
@@ -211,12 +401,48 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(command, cwd=root)
 
 
+def _amount(text: str) -> float:
+    """A finite number; its bounds are the config field's (see :func:`check_bounds`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    return value
+
+
 def _floats(text: str) -> list[float]:
     try:
-        return [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
+        return [_amount(part) for part in text.split(",") if part.strip()]
+    except argparse.ArgumentTypeError:
         message = f"expected numbers separated by commas, got {text!r}"
         raise argparse.ArgumentTypeError(message) from None
+
+
+def _whole(text: str) -> int:
+    """A whole number; its bounds, where a config field has them, are checked with it."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        share = float("nan")
+    if not 0 < share <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], e.g. 0.05; got {text!r}")
+    return share
 
 
 def _formats(text: str) -> list[str]:
@@ -227,22 +453,82 @@ def _formats(text: str) -> list[str]:
     return formats
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, refusing in one line that names the flag (no usage block: ``--help`` has it)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # "--budget -1e6" is a value to refuse, not an unknown option: argparse only takes
+        # -12 and -1.5 for negative numbers, so widen its pattern to exponents
+        self._negative_number_matcher = re.compile(r"^-\d*\.?\d+(?:[eE][+-]?\d+)?$")
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message.removeprefix('argument ')}\n")
+
+
+def check_bounds(args: argparse.Namespace) -> None:
+    """Refuse a flag that overrides a config field with a value outside that field's bounds,
+    validated by the config's own models so the bounds live in one place."""
+    given = {f: getattr(args, f) for f in BOUNDED_FLAGS if getattr(args, f, None) is not None}
+    if not given:
+        return
+    from pydantic import ValidationError
+
+    from conversionflow_dagster.core.config import ModelSection, OptimisationSection
+
+    for section in (ModelSection, OptimisationSection):
+        try:
+            section.model_validate({k: v for k, v in given.items() if k in section.model_fields})
+        except ValidationError as error:
+            item = error.errors()[0]
+            value = item["input"]
+            noun = "a whole number" if isinstance(value, int) else "an amount"
+            key, sign = _LIMITS.get(item["type"], (None, None))
+            expected = f"{noun} {sign} {_shown(item['ctx'][key])}" if key else item["msg"]
+            flag = "--" + str(item["loc"][0]).replace("_", "-")
+            raise UsageError(f"{flag}: expected {expected}, got {_shown(value)}") from None
+
+
+def _shown(number: object) -> str:
+    """A number as a person writes it: -1e6 as -1000000, 0.0 as 0."""
+    if isinstance(number, float) and number.is_integer():
+        return str(int(number))
+    return str(number)
+
+
+@contextmanager
+def terminal(debug: bool) -> Iterator[None]:
+    """Without ``--debug`` nothing but the command's own lines reaches the terminal: no Python
+    warnings and no library log records (Dagster's instance notices, JAX's platform notes)."""
+    if debug:
+        yield
+        return
+    root_logger, quiet = logging.getLogger(), logging.NullHandler()
+    root_logger.addHandler(quiet)  # records that reach no handler are not printed either
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root_logger.removeHandler(quiet)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="conversionflow", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="conversionflow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write synthetic sample data with known truth")
     gen.add_argument("--out", default=SAMPLE_DIR, help="folder, relative to the project root")
-    gen.add_argument("--weeks", type=int, default=156)
-    gen.add_argument("--channels", type=int, default=7)
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--weeks", type=_whole, default=156)
+    gen.add_argument("--channels", type=_whole, default=7)
+    gen.add_argument("--seed", type=_whole, default=0)
     gen.add_argument(
         "--touch-scale",
         type=float,
         default=1.0,
         help="multiplies event volume (2.5 gives about 1.3M events)",
     )
-    gen.add_argument("--start", default="2023-01-02", help="first week (a Monday)")
+    gen.add_argument("--start", type=_day, default="2023-01-02", help="first week (a Monday)")
     gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
     gen.set_defaults(func=cmd_generate)
 
@@ -283,9 +569,9 @@ def _parser() -> argparse.ArgumentParser:
         default="normal",
         help="test: a quick end-to-end run on small generated data under storage/test_mode",
     )
-    run.add_argument("--chains", type=int, help="MCMC chains (default: model.chains)")
-    run.add_argument("--warmup", type=int, help="warm-up iterations per chain")
-    run.add_argument("--draws", type=int, help="posterior draws per chain")
+    run.add_argument("--chains", type=_whole, help="MCMC chains (default: model.chains)")
+    run.add_argument("--warmup", type=_whole, help="warm-up iterations per chain")
+    run.add_argument("--draws", type=_whole, help="posterior draws per chain")
     run.add_argument(
         "--likelihood",
         choices=["poisson", "negbinomial", "normal", "hurdle_poisson"],
@@ -296,16 +582,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="hurdle Poisson likelihood, for zero-inflated series",
     )
-    run.add_argument("--seed", type=int, help="sampler seed")
-    run.add_argument("--budget", type=float, help="total budget over the planning horizon")
+    run.add_argument("--seed", type=_whole, help="sampler seed")
+    run.add_argument("--budget", type=_amount, help="total budget over the planning horizon")
     run.add_argument(
-        "--total-budget", type=float, help="with markets: the budget split across markets"
+        "--total-budget", type=_amount, help="with markets: the budget split across markets"
     )
     run.add_argument("--scenarios", type=_floats, help="scenario budgets, e.g. 2e6,2.5e6,5e6")
     run.add_argument("--output", help="report folder (relative to the project root)")
     run.add_argument("--formats", type=_formats, help="report formats, e.g. csv,json,html")
     run.add_argument(
         "--log-level",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         default="WARNING",
         help="console log level of the runs (the UI keeps every event)",
     )
@@ -315,20 +603,60 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--config", help="config file, relative to the project root")
     val.set_defaults(func=cmd_validate)
 
+    init = sub.add_parser("init", help="propose a config for your own data files")
+    init.add_argument("files", nargs="+", metavar="DATA_FILE", help="CSV or Parquet file(s)")
+    init.add_argument("--name", help="project name (default: the data file's name)")
+    init.add_argument(
+        "--out",
+        help="config file, relative to the project root (default: configs/<project key>.yaml)",
+    )
+    init.add_argument("--force", action="store_true", help="replace an existing config file")
+    init.add_argument(
+        "--attributable-share",
+        type=_share,
+        help="share of total sales the data see (required for an event log, e.g. 0.05)",
+    )
+    init.set_defaults(func=cmd_init)
+
     ui = sub.add_parser("ui", help="start the Dagster UI (bound to 127.0.0.1)")
     ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--port", type=_whole, default=3000)
     ui.set_defaults(func=cmd_ui)
+
+    for command in sub.choices.values():
+        command.add_argument(
+            "--debug",
+            action="store_true",
+            help="show tracebacks, warnings and Dagster's own log output",
+        )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except ConversionflowError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    """Run a command. A refused argument is one line and exit 2, an error one line and exit 1;
+    tracebacks only with ``--debug``."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    with terminal(debug):
+        try:
+            check_bounds(args)
+            return args.func(args)
+        except UsageError as error:
+            print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        except ConversionflowError as error:
+            if debug:
+                traceback.print_exc()
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        except Exception as error:
+            if debug:
+                raise
+            text = " ".join(str(error).split())  # one line, whatever the library wrote
+            hint = "(run with --debug for the traceback)"
+            print(f"error: {type(error).__name__}: {text} {hint}", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

@@ -6,16 +6,18 @@ pointing the location at another config (another data route, other months) chang
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
 
 from conversionflow_dagster import settings
+from conversionflow_dagster.asset_names import CAMPAIGN_LIFT_TESTS, RAW_EVENTS
 from conversionflow_dagster.assets.allocation import GROUP as ALLOCATION
 from conversionflow_dagster.assets.allocation import MARKETS_GROUP as MARKETS
 from conversionflow_dagster.assets.allocation import build_allocation_assets
 from conversionflow_dagster.assets.experiments import GROUP as EXPERIMENTS
-from conversionflow_dagster.assets.experiments import LIFT_TESTS, build_experiment_assets
+from conversionflow_dagster.assets.experiments import build_experiment_assets
 from conversionflow_dagster.assets.ingest import GROUP as INGEST
 from conversionflow_dagster.assets.ingest import build_ingest_assets
 from conversionflow_dagster.assets.model import GROUP as MODEL
@@ -42,12 +44,14 @@ IO_MANAGERS = {
 }
 
 
-def pipeline_jobs(markets: bool = False) -> list:
+def pipeline_jobs(markets: bool = False, project_key: str = "") -> list:
     """Jobs per stage, as the original tool's flags split the work, and the whole pipeline.
 
     A job runs one partition, so with markets (panel per market, fits per market x month) the
     panel stays out of the fitting jobs and the cross-market allocation has a job of its own.
+    Every run of them is tagged with the project's key.
     """
+    tags = {settings.PROJECT_TAG: project_key} if project_key else None
     ingest = dg.AssetSelection.groups(INGEST, EXPERIMENTS)
     stage1 = (
         dg.AssetSelection.groups(MODEL) if markets else ingest | dg.AssetSelection.groups(MODEL)
@@ -59,6 +63,7 @@ def pipeline_jobs(markets: bool = False) -> list:
             "market_allocation_job",
             selection=dg.AssetSelection.groups(MARKETS),
             description="One month's total budget split over every market and channel.",
+            tags=tags,
         )
     ]
     return [
@@ -68,24 +73,44 @@ def pipeline_jobs(markets: bool = False) -> list:
             selection=ingest,
             description="One month's raw events and spend, the weekly panel, lift tests and "
             "customer value.",
+            tags=tags,
         ),
         dg.define_asset_job(
             "stage1_job",
             selection=stage1,
             description="Ingest, fit the model as of the month, export its parameters.",
+            tags=tags,
         ),
         dg.define_asset_job(
             "stage2_job",
             selection=stage2,
             description="Allocation and report from the month's stored parameter export "
             "(no refit: seconds).",
+            tags=tags,
         ),
         dg.define_asset_job(
             "full_pipeline_job",
             selection=stage1 | stage2,
             description="Everything, for one month.",
+            tags=tags,
         ),
     ]
+
+
+# Re-keyed checks are rebuilt by Dagster with a beta constructor argument; nothing to act on.
+warnings.filterwarnings("ignore", message="Parameter `execution_type`", category=dg.BetaWarning)
+
+
+def in_namespace(definitions: list, project_key: str) -> list:
+    """The same assets (or checks) with every asset key, and every key they read, prefixed by
+    the project's key: two projects share one instance and one asset folder without meeting."""
+    names = {
+        key
+        for d in definitions
+        for key in (*d.keys, *d.keys_by_input_name.values(), *(c.asset_key for c in d.check_keys))
+    }
+    replacements = {key: key.with_prefix(project_key) for key in names}
+    return [d.with_attributes(asset_key_replacements=replacements) for d in definitions]
 
 
 def build_definitions(root: Path | None = None, config_file: Path | None = None) -> dg.Definitions:
@@ -99,7 +124,7 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
     names = {a.key.to_user_string() for a in ingest}
     experiments = build_experiment_assets(config)
     extras = tuple(a.key.to_user_string() for a in experiments)
-    calibrate = LIFT_TESTS in extras and config.experiments.calibrate
+    calibrate = CAMPAIGN_LIFT_TESTS in extras and config.experiments.calibrate
     assets = [
         *ingest,
         *experiments,
@@ -108,20 +133,22 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
         *build_allocation_assets(parts),
         *build_report_assets(parts, extras),
     ]
-    jobs = pipeline_jobs(markets=parts.markets is not None)
+    key = config.project.key
+    jobs = pipeline_jobs(markets=parts.markets is not None, project_key=key)
     full_job = jobs[-1]
     automation = (
-        [monthly_schedule(full_job, monthly)] if "raw_events" in names else [],
-        [month_files_sensor(full_job, monthly)] if "raw_events" in names else [],
+        [monthly_schedule(full_job, monthly)] if RAW_EVENTS in names else [],
+        [month_files_sensor(full_job, monthly)] if RAW_EVENTS in names else [],
     )
-    assets_dir = str(settings.storage_dir(root) / "assets")
+    checks = [
+        *build_ingest_checks(names, parts),
+        *build_trace_checks(parts.fit),
+        *build_allocation_checks(parts),
+    ]
+    assets_dir = str(settings.assets_dir(root))
     return dg.Definitions(
-        assets=assets,
-        asset_checks=[
-            *build_ingest_checks(names, parts),
-            *build_trace_checks(config.model.gates, parts.fit),
-            *build_allocation_checks(parts),
-        ],
+        assets=in_namespace(assets, key),
+        asset_checks=in_namespace(checks, key),
         jobs=jobs,
         schedules=automation[0],
         sensors=automation[1],

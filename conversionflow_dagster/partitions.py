@@ -12,9 +12,9 @@ import warnings
 from dataclasses import dataclass
 
 import dagster as dg
-import pandas as pd
 
 from conversionflow_dagster.core.config import ProjectConfig
+from conversionflow_dagster.core.months import next_month_start
 
 MARKET = "market"
 MONTH = "month"
@@ -23,10 +23,8 @@ _MONTH_KEY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 def monthly_partitions(config: ProjectConfig) -> dg.MonthlyPartitionsDefinition:
     first, last = config.month_range()
-    end = pd.Timestamp(f"{last}-01") + pd.offsets.MonthBegin(1)
-    return dg.MonthlyPartitionsDefinition(
-        start_date=f"{first}-01", end_date=end.strftime("%Y-%m-%d")
-    )
+    end = next_month_start(last).strftime("%Y-%m-%d")
+    return dg.MonthlyPartitionsDefinition(start_date=month_key(first), end_date=end)
 
 
 def dimension_mapping(dimension: str) -> dg.PartitionMapping:
@@ -51,14 +49,6 @@ class PipelinePartitions:
             return dg.AssetIn()
         return dg.AssetIn(partition_mapping=dimension_mapping(MARKET))
 
-    def key(self, month: str, market: str | None = None) -> str | dg.MultiPartitionKey:
-        """The fit partition key of ``month`` (YYYY-MM), in ``market`` when there are markets."""
-        if self.markets is None:
-            return f"{month}-01"
-        if market is None:
-            raise ValueError("this project is partitioned by market: name the market")
-        return dg.MultiPartitionKey({MARKET: market, MONTH: f"{month}-01"})
-
 
 def pipeline_partitions(config: ProjectConfig) -> PipelinePartitions:
     monthly = monthly_partitions(config)
@@ -67,6 +57,11 @@ def pipeline_partitions(config: ProjectConfig) -> PipelinePartitions:
     markets = dg.StaticPartitionsDefinition(list(config.project.markets))
     fit = dg.MultiPartitionsDefinition({MARKET: markets, MONTH: monthly})
     return PipelinePartitions(monthly, fit, markets)
+
+
+def month_key(month: str) -> str:
+    """The monthly partition key of ``month`` (YYYY-MM): its first day, '2024-03-01'."""
+    return f"{month}-01"
 
 
 def month_of(partition_key: str) -> str:

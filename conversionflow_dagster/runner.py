@@ -10,15 +10,29 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from conversionflow_dagster.partitions import MARKET, MONTH
+from conversionflow_dagster.asset_names import (
+    ATTRIBUTION_REPORT,
+    BUDGET_ALLOCATION,
+    CAMPAIGN_LIFT_TESTS,
+    CUSTOMER_VALUE,
+    MARKET_ALLOCATION,
+    PARAMETER_EXPORT,
+    POSTERIOR_TRACE,
+    RAW_EVENTS,
+    RAW_SPEND,
+    WEEKLY_PANEL,
+)
+from conversionflow_dagster.partitions import MARKET, MONTH, month_key
+from conversionflow_dagster.settings import PROJECT_TAG
 
-MONTHLY_ASSETS = ("raw_events", "raw_spend")
-PANEL_ASSETS = ("weekly_panel",)
-LIFT_TESTS_ASSET, LIFT_TESTS_RUN = "campaign_lift_tests", "lift tests"
-CUSTOMER_VALUE_ASSET, CUSTOMER_VALUE_RUN = "customer_value", "customer value"
-STAGE1_ASSETS = ("posterior_trace", "parameter_export")
-STAGE2_ASSETS = ("budget_allocation", "attribution_report")
-ACROSS_MARKETS_ASSETS = ("market_allocation",)
+MONTHLY_ASSETS = (RAW_EVENTS, RAW_SPEND)
+PANEL_ASSETS = (WEEKLY_PANEL,)
+LIFT_TESTS_RUN = "lift tests"
+CUSTOMER_VALUE_RUN = "customer value"
+STAGE1_ASSETS = (POSTERIOR_TRACE, PARAMETER_EXPORT)
+STAGE2_ASSETS = (BUDGET_ALLOCATION, ATTRIBUTION_REPORT)
+ACROSS_MARKETS_ASSETS = (MARKET_ALLOCATION,)
+RUN_JOB = "__ephemeral_asset_job__"  # the job name dg.materialize gives, as the UI knows it
 
 
 @dataclass(frozen=True)
@@ -34,10 +48,10 @@ class PlannedRun:
     @property
     def partition_key(self) -> str | dg.MultiPartitionKey | None:
         if self.market is not None and self.month is not None:
-            return dg.MultiPartitionKey({MARKET: self.market, MONTH: f"{self.month}-01"})
+            return dg.MultiPartitionKey({MARKET: self.market, MONTH: month_key(self.month)})
         if self.market is not None:
             return self.market
-        return f"{self.month}-01" if self.month else None
+        return month_key(self.month) if self.month else None
 
 
 @dataclass
@@ -81,10 +95,10 @@ def pipeline_plan(
         ]
     # Read by the fit (calibration) and the report; cheap, so rebuilt whenever they are.
     if (ingest and panel) or fit_months:
-        plan.append(PlannedRun(LIFT_TESTS_RUN, (LIFT_TESTS_ASSET,)))
+        plan.append(PlannedRun(LIFT_TESTS_RUN, (CAMPAIGN_LIFT_TESTS,)))
     if (ingest and panel) or (fit_months and stage2):
         needs = ("panel",) if ingest and panel else ()
-        plan.append(PlannedRun(CUSTOMER_VALUE_RUN, (CUSTOMER_VALUE_ASSET,), None, needs))
+        plan.append(PlannedRun(CUSTOMER_VALUE_RUN, (CUSTOMER_VALUE,), None, needs))
     for month in fit_months:
         fits = []
         for market in markets or [None]:
@@ -109,7 +123,7 @@ def _named(name: str, market: str | None) -> str:
 
 def _reasons(result: dg.ExecuteInProcessResult) -> list[str]:
     reasons = [
-        f"{e.asset_key.to_user_string()}.{e.check_name}: {e.description}"
+        f"{e.asset_key.path[-1]}.{e.check_name}: {e.description}"
         for e in result.get_asset_check_evaluations()
         if not e.passed
     ]
@@ -118,18 +132,27 @@ def _reasons(result: dg.ExecuteInProcessResult) -> list[str]:
             continue
         data = event.step_failure_data
         if data.user_failure_data is not None and data.user_failure_data.description:
-            reasons.append(f"{event.step_key}: {data.user_failure_data.description}")
+            text = data.user_failure_data.description
+            # a refusal that names its own rules ("raw_events.no_duplicate_events: ...") as is
+            reasons.append(
+                text if text.startswith(f"{event.step_key}.") else f"{event.step_key}: {text}"
+            )
         elif data.error is not None:
             error = data.error.cause or data.error
             reasons.append(f"{event.step_key}: {error.message.strip()}")
     return reasons
 
 
-def _definitions_parts(defs: dg.Definitions) -> tuple[list, set[str]]:
-    """Every asset and check of ``defs`` (materialize needs upstreams present) and the names."""
+def _definitions_parts(defs: dg.Definitions) -> tuple[list, dict[str, dg.AssetKey]]:
+    """Every asset and check of ``defs`` (materialize needs upstreams present), and each asset's
+    key by its name (keys carry the project's prefix).
+
+    Resolved assets come with their resources bound; checks are bound here (they read the
+    project's thresholds per run)."""
     keys = defs.resolve_asset_graph().get_all_asset_keys()
     assets = [defs.resolve_assets_def(key) for key in keys]
-    return assets + list(defs.asset_checks or []), {k.to_user_string() for k in keys}
+    checks = dg.with_resources(list(defs.asset_checks or []), dict(defs.resources or {}))
+    return assets + list(checks), {k.path[-1]: k for k in keys}
 
 
 def execute_plan(
@@ -140,15 +163,20 @@ def execute_plan(
     asset_config: Mapping[str, dict] | None = None,
     tags: Mapping[str, str] | None = None,
     log_level: str = "INFO",
+    console: dg.LoggerDefinition | None = None,
     on_run=None,
 ) -> RunSummary:
     """Run ``plan`` in order; a run whose prerequisites failed is skipped and reported.
 
     ``asset_config`` maps an asset name to its run config (a ``Config`` class's fields);
     ``log_level`` applies to the console only, the instance records every event regardless.
+    ``console`` replaces Dagster's colored console logger (it takes ``log_level`` as config),
+    so a caller decides what reaches its terminal without changing what the event log keeps.
     ``on_run(name, ok, reasons)`` is called after each run (progress display).
     """
     parts, present = _definitions_parts(defs)
+    project = {key.path[0] for key in present.values()}
+    tags = {**({PROJECT_TAG: project.pop()} if len(project) == 1 else {}), **(tags or {})}
     summary = RunSummary()
     not_applicable: set[str] = set()  # runs of assets this route does not have
     for planned in plan:
@@ -162,19 +190,35 @@ def execute_plan(
             continue
         run_config = {
             "loggers": {"console": {"config": {"log_level": log_level}}},
-            "ops": {a: {"config": c} for a, c in (asset_config or {}).items() if a in selected},
+            "ops": {
+                _op_name(parts, present[a]): {"config": c}
+                for a, c in (asset_config or {}).items()
+                if a in selected
+            },
         }
-        result = dg.materialize(
-            parts,
-            selection=dg.AssetSelection.assets(*selected),
-            partition_key=planned.partition_key,
-            instance=instance,
-            raise_on_error=False,
-            tags=dict(tags or {}),
-            run_config=run_config,
+        job = dg.define_asset_job(
+            RUN_JOB, selection=dg.AssetSelection.assets(*(present[a] for a in selected))
+        )
+        loggers = {"console": console} if console is not None else None
+        # dg.materialize, with the console logger as the caller wants it
+        result = (
+            dg.Definitions(assets=parts, jobs=[job], loggers=loggers)
+            .resolve_job_def(RUN_JOB)
+            .execute_in_process(
+                run_config=run_config,
+                instance=instance,
+                partition_key=planned.partition_key,
+                raise_on_error=False,
+                tags=tags,
+            )
         )
         reasons = [] if result.success else _reasons(result)
         summary.runs[planned.name] = (result.success, reasons)
         if on_run is not None:
             on_run(planned.name, result.success, reasons)
     return summary
+
+
+def _op_name(parts: list, key: dg.AssetKey) -> str:
+    """The op that computes ``key``: run config addresses ops, not asset keys."""
+    return next(p.node_def.name for p in parts if key in p.keys)

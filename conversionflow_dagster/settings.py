@@ -28,8 +28,25 @@ def storage_dir(root: Path | None = None) -> Path:
     return (root or project_root()) / "storage"
 
 
+PROJECT_TAG = "conversionflow/project"  # run tag: which project (config) a run belongs to
+
+
+def assets_dir(root: Path | None = None) -> Path:
+    """Base folder of the IO managers: asset files live at ``<project key>/<asset>/...``
+    under it, because every asset key starts with the project's key."""
+    return storage_dir(root) / "assets"
+
+
+def asset_dir(project_key: str, asset: str, root: Path | None = None) -> Path:
+    """Where one project's files of one asset live (a file per partition)."""
+    return assets_dir(root) / project_key / asset
+
+
 def jax_cache_dir(root: Path | None = None) -> Path:
-    """JAX's persistent compilation cache: a refit of the same shapes does not recompile."""
+    """JAX's persistent compilation cache: a refit of the same shapes does not recompile.
+
+    Shared by all projects on purpose: entries are keyed by the compiled program's hash and hold
+    no data, so one project can never read another's numbers from it."""
     return storage_dir(root) / "jax_cache"
 
 

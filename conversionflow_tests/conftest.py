@@ -61,6 +61,14 @@ def small_sample_dir(tmp_path_factory, small_sample) -> Path:
     return directory
 
 
+SAMPLE_PROJECT = "sample"  # configs/default.yaml's project key: assets are <key>/<asset>
+
+
+def asset_key(name: str, project: str = SAMPLE_PROJECT) -> dg.AssetKey:
+    """An asset's key in a project: every key starts with the project's key."""
+    return dg.AssetKey([project, name])
+
+
 def write_config(root: Path, name: str = "test.yaml", **overrides) -> Path:
     """Copy configs/default.yaml into ``root/configs`` for the small sample, with overrides."""
     document = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())

@@ -10,8 +10,14 @@ import dataclasses
 
 import dagster as dg
 
+from conversionflow_dagster.asset_names import (
+    BUDGET_ALLOCATION,
+    MARKET_ALLOCATION,
+    PARAMETER_EXPORT,
+)
 from conversionflow_dagster.core.config import OptimisationSection
 from conversionflow_dagster.core.errors import ConversionflowError
+from conversionflow_dagster.failures import no_retry_failure
 from conversionflow_dagster.partitions import (
     MONTH,
     PipelinePartitions,
@@ -38,33 +44,9 @@ class AllocationConfig(dg.Config):
     seed: int | None = None
 
 
-def allocation_spec(section: OptimisationSection):
-    """The core's AllocationSpec for the main budget."""
-    from conversionflow_dagster.core.allocation.optimiser import AllocationSpec
-
-    return AllocationSpec(
-        budget=section.budget,
-        horizon_weeks=section.horizon_weeks,
-        bounds_band=section.bounds_band,
-        bounds={name: (b.min, b.max) for name, b in section.bounds.items()},
-        locked=tuple(section.locked),
-        objective=section.objective,
-        quantile=section.quantile,
-        risk_k=section.risk_k,
-        population=section.population,
-        generations=section.generations,
-        seed=section.seed,
-    )
-
-
-def scenario_budgets(section: OptimisationSection) -> list[float]:
-    """The scenario budgets, the main budget always among them, ascending."""
-    return sorted({float(b) for b in [*section.scenarios, section.budget]})
-
-
 def build_allocation_assets(parts: PipelinePartitions) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        name="budget_allocation",
+        name=BUDGET_ALLOCATION,
         partitions_def=parts.fit,
         group_name=GROUP,
         io_manager_key="json_io",
@@ -77,26 +59,39 @@ def build_allocation_assets(parts: PipelinePartitions) -> list[dg.AssetsDefiniti
         parameter_export: object,
     ) -> dg.Output:
         """GA allocation (pygad) refereed by SLSQP, for every scenario budget."""
-        from conversionflow_dagster.core.allocation.optimiser import allocate_scenarios
+        from conversionflow_dagster.core.allocation.optimiser import (
+            AllocationSpec,
+            allocate_scenarios,
+            current_budget,
+            scenario_plan,
+        )
 
         section = with_overrides(project.config().optimisation, config)
-        budgets = scenario_budgets(section)
+        current = current_budget(parameter_export, section.horizon_weeks)
         try:
-            result = allocate_scenarios(parameter_export, allocation_spec(section), budgets)
+            scenarios = scenario_plan(section.budget, section.scenarios, current)
+            result = allocate_scenarios(
+                parameter_export,
+                AllocationSpec.from_section(section, scenarios.main_budget),
+                scenarios.budgets,
+                main=scenarios.main,
+            )
         except ConversionflowError as error:
-            raise dg.Failure(description=str(error), allow_retries=False) from error
-        main = result.results[budgets.index(float(section.budget))]
+            raise no_retry_failure(error) from error
+        main = result.main_result
         plan = {
             str(r.channel): round(float(r.optimised_spend), 2) for r in main.channels.itertuples()
         }
         return _allocation_output(
             context,
             section,
-            section.budget,
             result,
-            main,
+            current_budget=current,
             document={},
-            metadata={"scenarios": len(budgets), "plan": dg.MetadataValue.json(plan)},
+            metadata={
+                "scenarios": len(scenarios.budgets),
+                "plan": dg.MetadataValue.json(plan),
+            },
         )
 
     if parts.markets is None:
@@ -107,27 +102,30 @@ def build_allocation_assets(parts: PipelinePartitions) -> list[dg.AssetsDefiniti
 def _allocation_output(
     context: dg.AssetExecutionContext,
     section: OptimisationSection,
-    budget: float,
     result,
-    main,
     *,
+    current_budget: float,
     document: dict,
     metadata: dict,
 ) -> dg.Output:
     """The allocation document (its checks and the report read it) with the run metadata both
     allocation assets show, plus their own ``document`` and ``metadata`` entries."""
+    main = result.main_result
+    budget = main.budget
     totals = main.totals()
     return dg.Output(
         {
             "as_of_month": month_of(context.partition_key),
             **document,
             "main_budget": budget,
+            "current_budget": current_budget,
             "horizon_weeks": section.horizon_weeks,
             "objective": section.objective,
             **result.to_document(),
         },
         metadata={
             "budget": budget,
+            "current_budget": round(current_budget, 2),
             **metadata,
             "uplift_mean": totals["uplift_mean"],
             "p_uplift_positive": totals["p_uplift_positive"],
@@ -140,13 +138,13 @@ def _allocation_output(
 
 def _market_allocation_asset(parts: PipelinePartitions) -> dg.AssetsDefinition:
     every_market = dg.AssetIn(
-        "parameter_export",
+        PARAMETER_EXPORT,
         partition_mapping=dimension_mapping(MONTH),
         metadata={"allow_missing_partitions": True},
     )
 
     @dg.asset(
-        name="market_allocation",
+        name=MARKET_ALLOCATION,
         partitions_def=parts.monthly,
         ins={"exports": every_market},
         group_name=MARKETS_GROUP,
@@ -165,7 +163,11 @@ def _market_allocation_asset(parts: PipelinePartitions) -> dg.AssetsDefinition:
             market_channel,
             market_totals,
         )
-        from conversionflow_dagster.core.allocation.optimiser import allocate_scenarios
+        from conversionflow_dagster.core.allocation.optimiser import (
+            AllocationSpec,
+            allocate_scenarios,
+            current_budget,
+        )
 
         settings_ = project.config()
         section = with_overrides(settings_.optimisation, config)
@@ -175,11 +177,10 @@ def _market_allocation_asset(parts: PipelinePartitions) -> dg.AssetsDefinition:
             context.log.warning(f"markets without a parameter export this month: {missing}")
         try:
             joined = join_market_exports(by_market)
-            current = float(joined.current_weekly_spend.sum()) * section.horizon_weeks
+            current = current_budget(joined, section.horizon_weeks)
             budget = float(section.total_budget or current)
             spec = dataclasses.replace(
-                allocation_spec(section),
-                budget=budget,
+                AllocationSpec.from_section(section, budget),
                 # A channel's bounds and lock hold for that channel in every market.
                 bounds={
                     market_channel(m, c): (b.min, b.max)
@@ -190,16 +191,14 @@ def _market_allocation_asset(parts: PipelinePartitions) -> dg.AssetsDefinition:
             )
             result = allocate_scenarios(joined, spec, [budget])
         except ConversionflowError as error:
-            raise dg.Failure(description=str(error), allow_retries=False) from error
-        [main] = result.results
-        by_market_spend = market_totals(main.channels)
+            raise no_retry_failure(error) from error
+        by_market_spend = market_totals(result.main_result.channels)
         plan = {m: round(v["optimised_spend"], 2) for m, v in by_market_spend.items()}
         return _allocation_output(
             context,
             section,
-            budget,
             result,
-            main,
+            current_budget=current,
             document={
                 "markets": sorted(by_market),
                 "missing_markets": missing,

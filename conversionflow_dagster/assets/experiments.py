@@ -9,15 +9,14 @@ acquisition over a horizon. Both feed the report.
 import dagster as dg
 import pandas as pd
 
-from conversionflow_dagster.assets.ingest import ALL_MONTHS, IO_RETRY, by_month, input_failure
+from conversionflow_dagster.asset_names import CAMPAIGN_LIFT_TESTS, CUSTOMER_VALUE, RAW_EVENTS
+from conversionflow_dagster.assets.ingest import ALL_MONTHS, IO_RETRY, by_month
 from conversionflow_dagster.core.config import ProjectConfig
-from conversionflow_dagster.core.errors import ConversionflowError
 from conversionflow_dagster.core.ingest.panel import WeeklyPanel
+from conversionflow_dagster.failures import retry_only_io_faults
 from conversionflow_dagster.resources import ProjectResource
 
 GROUP = "experiments"
-LIFT_TESTS = "campaign_lift_tests"
-CUSTOMER_VALUE = "customer_value"
 
 
 def build_experiment_assets(config: ProjectConfig) -> list[dg.AssetsDefinition]:
@@ -32,7 +31,7 @@ def build_experiment_assets(config: ProjectConfig) -> list[dg.AssetsDefinition]:
 
 def _lift_tests_asset() -> dg.AssetsDefinition:
     @dg.asset(
-        name=LIFT_TESTS,
+        name=CAMPAIGN_LIFT_TESTS,
         group_name=GROUP,
         io_manager_key="parquet_io",
         retry_policy=IO_RETRY,
@@ -45,14 +44,12 @@ def _lift_tests_asset() -> dg.AssetsDefinition:
             read_lift_tests,
         )
 
-        config = project.config()
-        try:
-            tests = read_lift_tests(project.path(config.experiments.lift_tests), config.channels)
-        except ConversionflowError as error:
-            raise input_failure(error) from error
-        analysis = analyse_lift_tests(tests, seed=config.model.seed)
         counts = ["test_id", "test_size", "test_conversions", "control_size", "control_conversions"]
-        table = analysis.merge(tests[counts], on="test_id", how="left")
+        with retry_only_io_faults():
+            config = project.config()
+            tests = read_lift_tests(project.path(config.experiments.lift_tests), config.channels)
+            analysis = analyse_lift_tests(tests, seed=config.model.seed)
+            table = analysis.merge(tests[counts], on="test_id", how="left")
         return dg.Output(
             table,
             metadata={
@@ -88,7 +85,7 @@ def _cell(text: object) -> str:
 def _customer_value_asset() -> dg.AssetsDefinition:
     @dg.asset(
         name=CUSTOMER_VALUE,
-        ins={"raw_events": ALL_MONTHS},
+        ins={RAW_EVENTS: ALL_MONTHS},
         group_name=GROUP,
         io_manager_key="parquet_io",
         retry_policy=IO_RETRY,
@@ -106,21 +103,21 @@ def _customer_value_asset() -> dg.AssetsDefinition:
             channel_value_table,
         )
 
-        config = project.config()
-        section = config.customer_value
-        months = by_month(raw_events)
-        events = pd.concat([months[m] for m in sorted(months)], ignore_index=True)
-        span = weekly_panel.weeks[-1] - weekly_panel.weeks[0] + pd.Timedelta(days=7)
-        if span < pd.Timedelta(days=section.horizon_days + 7):
-            # Too little history for one mature cohort: nothing to say yet, which is not an
-            # error of the data (the report simply leaves the section out).
-            note = (
-                f"the data cover {span.days} days; customer value over {section.horizon_days} "
-                "days needs that plus a week. Shorten customer_value.horizon_days or wait"
-            )
-            context.log.warning(note)
-            return dg.Output(pd.DataFrame(columns=list(TABLE_COLUMNS)), metadata={"note": note})
-        try:
+        with retry_only_io_faults():
+            config = project.config()
+            section = config.customer_value
+            months = by_month(raw_events)
+            events = pd.concat([months[m] for m in sorted(months)], ignore_index=True)
+            span = weekly_panel.weeks[-1] - weekly_panel.weeks[0] + pd.Timedelta(days=7)
+            if span < pd.Timedelta(days=section.horizon_days + 7):
+                # Too little history for one mature cohort: nothing to say yet, which is not an
+                # error of the data (the report simply leaves the section out).
+                note = (
+                    f"the data cover {span.days} days; customer value over {section.horizon_days} "
+                    "days needs that plus a week. Shorten customer_value.horizon_days or wait"
+                )
+                context.log.warning(note)
+                return dg.Output(pd.DataFrame(columns=list(TABLE_COLUMNS)), metadata={"note": note})
             table = channel_value_table(
                 events,
                 weekly_panel.spend(),
@@ -130,8 +127,6 @@ def _customer_value_asset() -> dg.AssetsDefinition:
                 n_boot=section.bootstrap,
                 seed=section.seed,
             )
-        except ConversionflowError as error:
-            raise input_failure(error) from error
         cohort = {
             k: str(v.date()) if isinstance(v, pd.Timestamp) else v
             for k, v in table.attrs.items()

@@ -7,30 +7,27 @@ The graph depends on the config's route: the events route has monthly ``raw_even
 import dagster as dg
 import pandas as pd
 
+from conversionflow_dagster.asset_names import RAW_EVENTS, RAW_SPEND, WEEKLY_PANEL
 from conversionflow_dagster.core.config import ProjectConfig
 from conversionflow_dagster.core.errors import ConversionflowError
-from conversionflow_dagster.core.ingest.events import read_month_events
+from conversionflow_dagster.core.ingest.events import event_rules, read_month_events
 from conversionflow_dagster.core.ingest.panel import (
     WeeklyPanel,
     build_panel_from_events,
     build_panel_from_file,
     read_controls,
 )
-from conversionflow_dagster.core.ingest.spend import fed_channels, read_month_spend
+from conversionflow_dagster.core.ingest.spend import fed_channels, read_month_spend, spend_rules
+from conversionflow_dagster.failures import retry_only_io_faults
 from conversionflow_dagster.partitions import PipelinePartitions, market_of, month_of
 from conversionflow_dagster.resources import ProjectResource
 
 GROUP = "ingest"
-# Transient storage hiccups are worth a retry; bad input is not (see input_failure).
+# Transient storage hiccups are worth a retry; bad input is not (see retry_only_io_faults).
 IO_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 ALL_MONTHS = dg.AssetIn(
     partition_mapping=dg.AllPartitionMapping(), metadata={"allow_missing_partitions": True}
 )
-
-
-def input_failure(error: ConversionflowError) -> dg.Failure:
-    """A failure that names the problem and is not retried: the file will not fix itself."""
-    return dg.Failure(description=str(error), allow_retries=False)
 
 
 def by_month(partitions: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -90,9 +87,14 @@ def _describe_spend(spend: pd.DataFrame) -> dict:
 
 
 def _monthly_source_asset(
-    name: str, description: str, read, describe, monthly: dg.PartitionsDefinition
+    name: str, description: str, read, describe, rules, monthly: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
-    """A monthly raw asset: read one month of a source file into its contract."""
+    """A monthly raw asset: read one month of a source file into its contract.
+
+    The month is refused before anything is stored when its blocking rules fail: the stored file
+    (an earlier good month, or none) stays as it was, so the panel never reads refused rows.
+    The blocking checks then judge what is stored.
+    """
 
     @dg.asset(
         name=name,
@@ -104,11 +106,15 @@ def _monthly_source_asset(
         kinds={"pandas", "parquet"},
     )
     def _asset(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.Output:
-        month = month_of(context.partition_key)
-        try:
+        with retry_only_io_faults():
+            month = month_of(context.partition_key)
             frame = read(project, project.config(), month)
-        except ConversionflowError as error:
-            raise input_failure(error) from error
+            refused = [o for o in rules(frame, month) if not o.passed]
+            if refused:
+                raise ConversionflowError(
+                    "; ".join(f"{name}.{o.name}: {o.description}" for o in refused)
+                    + f" ({month} refused, nothing stored: the previous file, if any, is kept)"
+                )
         sources = sorted(str(f) for f in frame["source_file"].unique())
         return dg.Output(
             frame,
@@ -124,29 +130,31 @@ def _monthly_source_asset(
 
 def _raw_events_asset(monthly: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     return _monthly_source_asset(
-        "raw_events",
+        RAW_EVENTS,
         "One month of the customer-journey event log, parsed into the events contract.",
         _read_events,
         _describe_events,
+        event_rules,
         monthly,
     )
 
 
 def _raw_spend_asset(monthly: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     return _monthly_source_asset(
-        "raw_spend",
+        RAW_SPEND,
         "One month of the spend feed, long format, one row per date and channel.",
         _read_spend,
         _describe_spend,
+        spend_rules,
         monthly,
     )
 
 
 def _events_panel_asset(has_feed: bool) -> dg.AssetsDefinition:
-    ins = {"raw_events": ALL_MONTHS} | ({"raw_spend": ALL_MONTHS} if has_feed else {})
+    ins = {RAW_EVENTS: ALL_MONTHS} | ({RAW_SPEND: ALL_MONTHS} if has_feed else {})
 
     @dg.asset(
-        name="weekly_panel",
+        name=WEEKLY_PANEL,
         ins=ins,
         group_name=GROUP,
         io_manager_key="parquet_io",
@@ -155,21 +163,19 @@ def _events_panel_asset(has_feed: bool) -> dg.AssetsDefinition:
     )
     def weekly_panel(project: ProjectResource, **months: dict[str, pd.DataFrame]) -> dg.Output:
         """Complete weeks of spend, touches, conversions, revenue and controls."""
-        config = project.config()
-        try:
+        with retry_only_io_faults():
+            config = project.config()
             controls = (
                 read_controls(project.path(config.controls.path), config)
                 if config.controls.path
                 else None
             )
             panel = build_panel_from_events(
-                by_month(months["raw_events"]),
-                by_month(months["raw_spend"]) if "raw_spend" in months else None,
+                by_month(months[RAW_EVENTS]),
+                by_month(months[RAW_SPEND]) if RAW_SPEND in months else None,
                 controls,
                 config,
             )
-        except ConversionflowError as error:
-            raise input_failure(error) from error
         return _panel_result(panel)
 
     return weekly_panel
@@ -177,7 +183,7 @@ def _events_panel_asset(has_feed: bool) -> dg.AssetsDefinition:
 
 def _panel_file_asset(markets: dg.StaticPartitionsDefinition | None) -> dg.AssetsDefinition:
     @dg.asset(
-        name="weekly_panel",
+        name=WEEKLY_PANEL,
         partitions_def=markets,
         group_name=GROUP,
         io_manager_key="parquet_io",
@@ -186,13 +192,11 @@ def _panel_file_asset(markets: dg.StaticPartitionsDefinition | None) -> dg.Asset
     )
     def weekly_panel(context: dg.AssetExecutionContext, project: ProjectResource) -> dg.Output:
         """A ready weekly table (one market's rows, with markets), in the panel contract."""
-        config = project.config()
-        market = market_of(context.partition_key) if context.has_partition_key else None
-        try:
+        with retry_only_io_faults():
+            config = project.config()
+            market = market_of(context.partition_key) if context.has_partition_key else None
             path = project.path(config.sources.panel.path)
             panel = build_panel_from_file(path, config, market)
-        except ConversionflowError as error:
-            raise input_failure(error) from error
         return _panel_result(panel)
 
     return weekly_panel

@@ -11,10 +11,16 @@ import dagster as dg
 import pandas as pd
 
 from conversionflow_dagster import settings
-from conversionflow_dagster.assets.experiments import LIFT_TESTS
+from conversionflow_dagster.asset_names import (
+    CAMPAIGN_LIFT_TESTS,
+    PARAMETER_EXPORT,
+    POSTERIOR_TRACE,
+    WEEKLY_PANEL,
+)
 from conversionflow_dagster.core.config import ModelSection
 from conversionflow_dagster.core.errors import ConversionflowError
 from conversionflow_dagster.core.ingest.panel import WeeklyPanel, panel_window
+from conversionflow_dagster.failures import no_retry_failure, retry_only_io_faults
 from conversionflow_dagster.partitions import PipelinePartitions, market_of, month_of
 from conversionflow_dagster.resources import ProjectResource, with_overrides
 
@@ -53,13 +59,7 @@ def fit_panel(
         raise ConversionflowError(
             f"model.target is {model.target!r} but the weekly panel has no such column"
         )
-    spec = ModelSpec(
-        likelihood=model.likelihood,
-        max_lag=model.adstock_max_lag,
-        saturation=model.saturation,
-        fourier_order=model.fourier_order,
-        priors=model.priors,
-    )
+    spec = ModelSpec.from_section(model)
     frame = panel.frame
     return fit_mmm(
         panel.spend().to_numpy(),
@@ -84,12 +84,12 @@ def build_model_assets(
     parts: PipelinePartitions, calibrate: bool = False
 ) -> list[dg.AssetsDefinition]:
     """The fit; with ``calibrate`` it reads ``campaign_lift_tests`` into its likelihood."""
-    lift_tests = {LIFT_TESTS: dg.AssetIn()} if calibrate else {}
+    lift_tests = {CAMPAIGN_LIFT_TESTS: dg.AssetIn()} if calibrate else {}
 
     @dg.asset(
-        name="posterior_trace",
+        name=POSTERIOR_TRACE,
         partitions_def=parts.fit,
-        ins={"weekly_panel": parts.panel_input, **lift_tests},
+        ins={WEEKLY_PANEL: parts.panel_input, **lift_tests},
         group_name=GROUP,
         io_manager_key="trace_io",
         pool="mcmc",  # a fit uses every core; the instance caps fits running at once
@@ -119,12 +119,13 @@ def build_model_assets(
                 f"{window.weeks[-1].date()}), {len(window.channels)} channels, "
                 f"{model.chains} chains x {model.warmup} warm-up + {model.draws} draws"
             )
-            tests = calibration.get(LIFT_TESTS)
+            tests = calibration.get(CAMPAIGN_LIFT_TESTS)
             cache = str(settings.jax_cache_dir())
             result = fit_panel(window, model, progress, cache, tests)
         except ConversionflowError as error:
-            raise dg.Failure(description=str(error), allow_retries=False) from error
+            raise no_retry_failure(error) from error
         report = convergence_report(result.idata)
+        gates = report.failures(model.gates)
         used = json.loads(result.idata.posterior.attrs.get("lift_tests", '{"used": []}'))["used"]
         metadata = {
             "lift_tests_used": ", ".join(t["test_id"] for t in used) or "none",
@@ -135,6 +136,7 @@ def build_model_assets(
             "likelihood": model.likelihood,
             "chains": model.chains,
             "draws": model.draws,
+            "gates_passed": gates.passed,
             "divergences": report.divergences,
             "max_r_hat": report.max_r_hat,
             "min_ess_bulk": report.min_ess_bulk,
@@ -155,9 +157,9 @@ def current_weekly_spend(panel: WeeklyPanel, weeks: int) -> dict[str, float]:
 
 def build_export_assets(parts: PipelinePartitions) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        name="parameter_export",
+        name=PARAMETER_EXPORT,
         partitions_def=parts.fit,
-        ins={"weekly_panel": parts.panel_input},
+        ins={WEEKLY_PANEL: parts.panel_input},
         group_name=GROUP,
         io_manager_key="export_io",
         retry_policy=dg.RetryPolicy(max_retries=2, delay=2),
@@ -173,23 +175,26 @@ def build_export_assets(parts: PipelinePartitions) -> list[dg.AssetsDefinition]:
         from conversionflow_dagster.core.model.export_builder import build_parameter_export
         from conversionflow_dagster.core.parameter_export import validate_export
 
-        config = project.config()
-        month = month_of(context.partition_key)
-        window = panel_window(weekly_panel, month, config.model.window_weeks)
-        weeks = posterior_trace.observed_data["week"].values
-        document = build_parameter_export(
-            posterior_trace,
-            n_draws=config.model.export_draws,
-            seed=config.model.seed,
-            current_weekly_spend=current_weekly_spend(window, config.optimisation.horizon_weeks),
-            data_window={
-                "start": str(weeks[0])[:10],
-                "end": str(weeks[-1])[:10],
-                "n_weeks": len(weeks),
-                "as_of_month": month,
-            },
-        )
-        export = validate_export(document, f"parameter_export {month}")
+        with retry_only_io_faults():
+            config = project.config()
+            month = month_of(context.partition_key)
+            window = panel_window(weekly_panel, month, config.model.window_weeks)
+            spend = current_weekly_spend(window, config.optimisation.horizon_weeks)
+            weeks = posterior_trace.observed_data["week"].values
+            document = build_parameter_export(
+                posterior_trace,
+                n_draws=config.model.export_draws,
+                seed=config.model.seed,
+                gates=config.model.gates,
+                current_weekly_spend=spend,
+                data_window={
+                    "start": str(weeks[0])[:10],
+                    "end": str(weeks[-1])[:10],
+                    "n_weeks": len(weeks),
+                    "as_of_month": month,
+                },
+            )
+            export = validate_export(document, f"parameter_export {month}")
         diagnostics = document["diagnostics"]
         return dg.Output(
             export,

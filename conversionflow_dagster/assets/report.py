@@ -10,10 +10,16 @@ import dagster as dg
 import pandas as pd
 
 from conversionflow_dagster import settings
-from conversionflow_dagster.assets.experiments import CUSTOMER_VALUE, LIFT_TESTS
+from conversionflow_dagster.asset_names import (
+    ATTRIBUTION_REPORT,
+    CAMPAIGN_LIFT_TESTS,
+    CUSTOMER_VALUE,
+    PARAMETER_EXPORT,
+    WEEKLY_PANEL,
+)
 from conversionflow_dagster.core.ingest.panel import WeeklyPanel
 from conversionflow_dagster.partitions import PipelinePartitions, market_of, month_of
-from conversionflow_dagster.resources import ProjectResource
+from conversionflow_dagster.resources import ProjectResource, with_overrides
 
 GROUP = "report"
 
@@ -24,14 +30,16 @@ class ReportConfig(dg.Config):
     formats: list[str] | None = None
     output_dir: str | None = None
     attributable_share: float | None = None
+    min_uplift_probability: float | None = None
 
 
-def previous_exports(root: Path, market: str | None = None) -> dict:
-    """Every month's stored parameter export (of ``market``), for the stability plot."""
+def previous_exports(root: Path, project_key: str, market: str | None = None) -> dict:
+    """Every month's stored parameter export of this project (and ``market``), for the
+    stability plot."""
     from conversionflow_dagster.core.errors import ContractError
     from conversionflow_dagster.core.parameter_export import read_export
 
-    folder = settings.storage_dir(root) / "assets" / "parameter_export"
+    folder = settings.asset_dir(project_key, PARAMETER_EXPORT, root)
     exports = {}
     for path in sorted((folder / market if market else folder).glob("*.json")):
         try:
@@ -51,9 +59,9 @@ def build_report_assets(
     """The report; ``extras`` names the experiment assets present (lift tests, customer value)."""
 
     @dg.asset(
-        name="attribution_report",
+        name=ATTRIBUTION_REPORT,
         partitions_def=parts.fit,
-        ins={"weekly_panel": parts.panel_input, **{name: dg.AssetIn() for name in extras}},
+        ins={WEEKLY_PANEL: parts.panel_input, **{name: dg.AssetIn() for name in extras}},
         group_name=GROUP,
         kinds={"html", "csv", "json"},
     )
@@ -73,9 +81,10 @@ def build_report_assets(
         from conversionflow_dagster.core.report.render import write_report
 
         settings_ = project.config()
-        section = settings_.report
+        section = with_overrides(settings_.report, config)
+        settings_ = settings_.model_copy(update={"report": section})
         month, market = month_of(context.partition_key), market_of(context.partition_key)
-        share = config.attributable_share or section.attributable_share
+        share = settings_.attributable_share
         data = build_report_data(
             project=settings_.project.name,
             allocation=budget_allocation,
@@ -84,22 +93,25 @@ def build_report_assets(
             panel=weekly_panel,
             target=settings_.model.target,
             attributable_share=share,
-            monthly_exports=previous_exports(Path(project.root), market),
+            monthly_exports=previous_exports(Path(project.root), settings_.project.key, market),
             currency=section.currency,
             seed=settings_.model.seed,
-            lift_tests=experiments.get(LIFT_TESTS),
+            lift_tests=experiments.get(CAMPAIGN_LIFT_TESTS),
             customer_value=_non_empty(experiments.get(CUSTOMER_VALUE)),
             customer_value_horizon_days=settings_.customer_value.horizon_days,
+            data_kind="journey" if settings_.sources.route == "events" else "panel",
+            min_uplift_probability=section.min_uplift_probability,
         )
-        out_dir = project.path(config.output_dir or section.output_dir)
+        out_dir = project.path(section.output_dir) / settings_.project.key
         out_dir = out_dir / market / month if market else out_dir / month
-        written = write_report(data, out_dir, formats=tuple(config.formats or section.formats))
+        written = write_report(data, out_dir, formats=tuple(section.formats))
         headline = headline_figures(data.current_outcome_draws, data.uplift_draws, share)
         metadata = {
             "raw_improvement": headline.raw_improvement.mean,
             "raw_improvement_p_positive": headline.raw_improvement.p_positive,
             "business_claim": headline.business_claim.mean,
             "attributable_share": share,
+            "recommended": data.recommended,
             **{f"path_{fmt}": dg.MetadataValue.path(str(p)) for fmt, p in written.items()},
         }
         return dg.MaterializeResult(metadata=metadata)

@@ -5,12 +5,20 @@ from collections.abc import Callable, Mapping
 
 import dagster as dg
 
-from conversionflow_dagster.core.config import GatesConfig
+from conversionflow_dagster.asset_names import (
+    BUDGET_ALLOCATION,
+    MARKET_ALLOCATION,
+    POSTERIOR_TRACE,
+    RAW_EVENTS,
+    RAW_SPEND,
+    WEEKLY_PANEL,
+)
 from conversionflow_dagster.core.ingest.events import event_rules
 from conversionflow_dagster.core.ingest.panel import panel_rules
 from conversionflow_dagster.core.ingest.spend import spend_rules
 from conversionflow_dagster.core.rules import CheckOutcome
 from conversionflow_dagster.partitions import PipelinePartitions, month_in
+from conversionflow_dagster.resources import ProjectResource
 
 RAW_EVENTS_CHECKS = {
     "schema": "Columns and types match the events contract.",
@@ -46,10 +54,14 @@ PANEL_CHECKS = {
 def blocking_rule_checks(
     asset: str,
     checks: Mapping[str, str],
-    evaluate: Callable[[object, str | None], list[CheckOutcome]],
+    evaluate: Callable[[object, str | None, ProjectResource], list[CheckOutcome]],
     partitions_def: dg.PartitionsDefinition | None = None,
 ) -> dg.AssetChecksDefinition:
-    """One op that loads ``asset`` once and reports each rule as its own blocking check."""
+    """One op that loads ``asset`` once and reports each rule as its own blocking check.
+
+    ``evaluate(value, month, project)`` reads its thresholds from the project per run, like
+    every asset, so a config change takes effect without reloading the code location.
+    """
     with warnings.catch_warnings():  # partitioned check specs are a preview feature in 1.13
         warnings.simplefilter("ignore", dg.PreviewWarning)
         specs = [
@@ -60,11 +72,10 @@ def blocking_rule_checks(
         ]
 
     @dg.multi_asset_check(specs=specs, name=f"{asset}_checks", ins={"value": dg.AssetIn(asset)})
-    def _checks(context: dg.AssetCheckExecutionContext, value: object):
+    def _checks(context: dg.AssetCheckExecutionContext, project: ProjectResource, value: object):
         month = month_in(context.partition_key if context.has_partition_key else None)
-        for outcome in evaluate(value, month):
-            yield dg.AssetCheckResult(
-                asset_key=asset,
+        for outcome in evaluate(value, month, project):
+            yield dg.AssetCheckResult(  # the asset's key (with the project prefix) from the spec
                 check_name=outcome.name,
                 passed=outcome.passed,
                 description=outcome.description,
@@ -81,40 +92,46 @@ def build_ingest_checks(
     monthly = parts.monthly
     checks = [
         blocking_rule_checks(
-            "weekly_panel", PANEL_CHECKS, lambda p, _: panel_rules(p), parts.markets
+            WEEKLY_PANEL, PANEL_CHECKS, lambda p, _m, _p: panel_rules(p), parts.markets
         )
     ]
-    if "raw_events" in asset_names:
-        checks.append(blocking_rule_checks("raw_events", RAW_EVENTS_CHECKS, event_rules, monthly))
-    if "raw_spend" in asset_names:
-        checks.append(blocking_rule_checks("raw_spend", RAW_SPEND_CHECKS, spend_rules, monthly))
+    if RAW_EVENTS in asset_names:
+        checks.append(
+            blocking_rule_checks(
+                RAW_EVENTS, RAW_EVENTS_CHECKS, lambda e, m, _p: event_rules(e, m), monthly
+            )
+        )
+    if RAW_SPEND in asset_names:
+        checks.append(
+            blocking_rule_checks(
+                RAW_SPEND, RAW_SPEND_CHECKS, lambda s, m, _p: spend_rules(s, m), monthly
+            )
+        )
     return checks
 
 
-def build_trace_checks(
-    gates: GatesConfig, monthly: dg.PartitionsDefinition
-) -> list[dg.AssetChecksDefinition]:
+def build_trace_checks(monthly: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
     """The convergence gates: blocking, so a trace that fails them is never exported."""
 
-    def evaluate(idata: object, _month: str | None) -> list[CheckOutcome]:
-        from conversionflow_dagster.core.model.gates import gates_from_config, trace_rules
+    def evaluate(idata: object, _month: str | None, project: ProjectResource) -> list[CheckOutcome]:
+        from conversionflow_dagster.core.model.gates import trace_rules
 
-        return trace_rules(idata, gates_from_config(gates))
+        return trace_rules(idata, project.config().model.gates)
 
-    return [blocking_rule_checks("posterior_trace", TRACE_CHECKS, evaluate, monthly)]
+    return [blocking_rule_checks(POSTERIOR_TRACE, TRACE_CHECKS, evaluate, monthly)]
 
 
 def build_allocation_checks(parts: PipelinePartitions) -> list[dg.AssetChecksDefinition]:
     """What the business acts on must add up: blocking before the report."""
 
-    def evaluate(document: object, _month: str | None) -> list[CheckOutcome]:
+    def evaluate(document: object, _month: str | None, _project: object) -> list[CheckOutcome]:
         from conversionflow_dagster.core.allocation.rules import allocation_rules
 
         return allocation_rules(document)
 
-    checks = [blocking_rule_checks("budget_allocation", ALLOCATION_CHECKS, evaluate, parts.fit)]
+    checks = [blocking_rule_checks(BUDGET_ALLOCATION, ALLOCATION_CHECKS, evaluate, parts.fit)]
     if parts.markets is not None:
         checks.append(
-            blocking_rule_checks("market_allocation", ALLOCATION_CHECKS, evaluate, parts.monthly)
+            blocking_rule_checks(MARKET_ALLOCATION, ALLOCATION_CHECKS, evaluate, parts.monthly)
         )
     return checks

@@ -15,11 +15,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from conversionflow_dagster.core.errors import ConfigError
+from conversionflow_dagster.core.model.history import MIN_FIT_WEEKS, weeks_needed
+from conversionflow_dagster.core.model.transforms import SATURATIONS
+from conversionflow_dagster.core.months import previous_month
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 NonNegative = Annotated[float, Field(ge=0)]
+# The span of time one row of a coarse feed covers (its date is any day inside it).
+Period = Literal["week", "month", "quarter", "year"]
 
 
 class _Strict(BaseModel):
@@ -67,6 +72,13 @@ class ProjectSection(_Strict):
         return value
 
     @property
+    def key(self) -> str:
+        """The project's namespace: its asset-key prefix, its folder under the asset and report
+        folders, and its run tag. The name lower-cased, anything but letters and digits as '_'."""
+        key = re.sub(r"[^0-9a-z]+", "_", self.name.lower()).strip("_") or "project"
+        return key if key[0].isalpha() else f"p_{key}"
+
+    @property
     def week_start_index(self) -> int:
         """Weekday number of the first day of a week (Monday = 0), as pandas counts."""
         return WEEKDAYS.index(self.week_start)
@@ -78,12 +90,27 @@ class EventColumns(_Strict):
     customer_id: str = "customer_id"
     timestamp: str = "timestamp"
     touchpoint: str = "touchpoint"
-    conversion: str = "conversion"
+    # None: conversions are the rows whose event type is one of the source's conversion_types
+    conversion: str | None = "conversion"
     value: str = "value"
+    event_type: str | None = None  # the interaction (impression, click, purchase, ...)
 
 
-class SpendColumns(_Strict):
-    date: str = "date"
+class _DateColumns(_Strict):
+    """Where a row's date is: one date column, or a year column (and a month column)."""
+
+    year: str | None = None
+    month: str | None = None  # month number 1-12, with year
+
+    @model_validator(mode="after")
+    def _month_has_year(self) -> _DateColumns:
+        if self.month is not None and self.year is None:
+            raise ValueError("'month' needs 'year': map the column holding each row's year")
+        return self
+
+
+class SpendColumns(_DateColumns):
+    date: str = "date"  # unused when 'year' is mapped
     channel: str = "channel"  # long layout only
     spend: str = "spend"  # long layout only
 
@@ -92,32 +119,95 @@ class EventsSource(_Strict):
     path: str  # a file, or a template with {month} for one file per month
     columns: EventColumns = EventColumns()
     drop_duplicates: bool = False
+    # With columns.event_type: rows of these types are conversions, never touches of their
+    # touchpoint; with touch_types, only rows of those types are touches.
+    conversion_types: list[str] = []
+    touch_types: list[str] = []
+
+    @model_validator(mode="after")
+    def _event_types(self) -> EventsSource:
+        typed = bool(self.conversion_types or self.touch_types)
+        if self.columns.event_type is None and typed:
+            raise ValueError(
+                "conversion_types and touch_types need columns.event_type: map the column "
+                "that holds each row's event type"
+            )
+        if self.columns.event_type is not None and not typed:
+            raise ValueError(
+                "columns.event_type: list the types that are conversions (conversion_types) "
+                "and/or those that are touches (touch_types)"
+            )
+        both = sorted(set(self.conversion_types) & set(self.touch_types))
+        if both:
+            raise ValueError(f"event type(s) {both} are in both conversion_types and touch_types")
+        if self.columns.conversion is None and not self.conversion_types:
+            raise ValueError(
+                "columns.conversion: map the 0/1 conversion column, or set conversion_types "
+                "(with columns.event_type) to read conversions from the event type"
+            )
+        return self
 
 
-class SpendSource(_Strict):
+class _PeriodicSource(_Strict):
+    """A source whose rows may each cover a coarse period, spread evenly over its days."""
+
+    columns: _DateColumns
+    # None: a row belongs to the week its date falls in (daily or weekly rows).
+    period: Period | None = None
+
+    @property
+    def row_period(self) -> Period | None:
+        """The period a row covers: ``period``, else what the year (and month) columns imply."""
+        return self.period or self._dated_by
+
+    @property
+    def _dated_by(self) -> Period | None:
+        if self.columns.year is None:
+            return None
+        return "month" if self.columns.month is not None else "year"
+
+    @model_validator(mode="after")
+    def _period_fits_columns(self) -> _PeriodicSource:
+        implied = self._dated_by
+        if implied is not None and self.period not in (None, implied):
+            raise ValueError(
+                f"period is {self.period!r}, but the columns date each row by {implied} "
+                f"(columns.year{' and columns.month' if implied == 'month' else ''}); set "
+                f"period: {implied} or remove it"
+            )
+        return self
+
+
+class SpendSource(_PeriodicSource):
     path: str
     layout: Literal["long", "wide"] = "long"
     columns: SpendColumns = SpendColumns()
+    # Read a blank spend (and, long layout, a channel's missing week) as 0. Off by default:
+    # a gap in a feed is more often lost data than money not spent.
+    blank_as_zero: bool = False
 
 
-class PanelColumns(_Strict):
+class PanelColumns(_DateColumns):
     """Columns of a ready weekly panel file (the second input route)."""
 
-    date: str
+    date: str | None = None
     conversions: str | None = None
     revenue: str | None = None
     market: str | None = None  # long layout: one row per market and week (project.markets)
 
     @model_validator(mode="after")
     def _has_target(self) -> PanelColumns:
+        if self.date is None and self.year is None:
+            raise ValueError("map 'date' (or 'year' and 'month') to the column dating each row")
         if self.conversions is None and self.revenue is None:
             raise ValueError("map at least one of 'conversions' or 'revenue' to a column")
         return self
 
 
-class PanelSource(_Strict):
+class PanelSource(_PeriodicSource):
     path: str
     columns: PanelColumns
+    blank_as_zero: bool = False  # read blank spend, touches and targets as 0
 
 
 class SourcesSection(_Strict):
@@ -154,9 +244,15 @@ class ControlsSection(_Strict):
     path: str | None = None  # events route: a weekly file; panel route: read from the panel
     date_column: str = "week_start"
     series: dict[str, ControlSeries] = {}
+    blank_as_zero: bool = False  # read a blank numeric control as 0 (e.g. a holiday flag)
 
 
-class GatesConfig(_Strict):
+class Gates(_Strict):
+    """Convergence thresholds a fit must meet (Vehtari et al. 2021 recommendations by default).
+
+    The one gates type: the config, the blocking checks, the export and the report all read it.
+    """
+
     max_r_hat: float = Field(1.01, gt=1.0)
     min_ess_bulk: NonNegative = 400
     min_ess_tail: NonNegative = 400
@@ -169,9 +265,10 @@ class ModelSection(_Strict):
     target: Literal["conversions", "revenue"] = "conversions"
     likelihood: Literal["poisson", "negbinomial", "normal", "hurdle_poisson"] = "poisson"
     adstock_max_lag: int = Field(8, ge=1, le=52)
-    saturation: Literal["logistic", "hill"] = "logistic"
+    saturation: Literal[tuple(SATURATIONS)] = "logistic"  # type: ignore[valid-type]
     fourier_order: int = Field(2, ge=0, le=10)
-    window_weeks: int = Field(156, ge=26)
+    # The most weeks fitted (a trailing window as of each month); None: every complete week.
+    window_weeks: int | None = Field(None, ge=26)
     holdout_weeks: int = Field(0, ge=0)
     chains: int = Field(4, ge=1, le=64)
     warmup: int = Field(1000, ge=10)
@@ -179,7 +276,22 @@ class ModelSection(_Strict):
     seed: int = 0
     export_draws: int = Field(500, ge=10)
     priors: dict[str, Any] = {}
-    gates: GatesConfig = GatesConfig()
+    gates: Gates = Gates()
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> ModelSection:
+        if self.window_weeks is not None and self.window_weeks < weeks_needed(self.holdout_weeks):
+            raise ValueError(
+                f"window_weeks {self.window_weeks} with holdout_weeks {self.holdout_weeks} "
+                f"leaves {self.window_weeks - self.holdout_weeks} week(s) to fit; the model "
+                f"needs at least {MIN_FIT_WEEKS}: raise window_weeks or lower holdout_weeks"
+            )
+        return self
+
+    @property
+    def weeks_needed(self) -> int:
+        """Complete weeks a fit needs (to fit, plus those held out)."""
+        return weeks_needed(self.holdout_weeks)
 
 
 class ChannelBounds(_Strict):
@@ -190,12 +302,15 @@ class ChannelBounds(_Strict):
 class OptimisationSection(_Strict):
     """Read by stage 2 (allocation)."""
 
-    budget: float = Field(2_500_000, gt=0)  # per market when project.markets is set
+    # Money over the horizon (per market when project.markets is set); None = what the data
+    # spent over the last horizon_weeks, so the default plan redistributes today's money.
+    budget: float | None = Field(None, gt=0)
     # Across markets: the budget split over market x channel; None = what the markets spend
     # now over the horizon (the same money, redistributed).
     total_budget: float | None = Field(None, gt=0)
     horizon_weeks: int = Field(13, ge=1)
-    scenarios: list[Annotated[float, Field(gt=0)]] = [2_000_000, 2_500_000, 2_750_000, 5_000_000]
+    # Alternative budgets; None = 80%, 90%, 110% and 125% of the main budget.
+    scenarios: list[Annotated[float, Field(gt=0)]] | None = None
     bounds_band: float = Field(0.5, ge=0)
     bounds: dict[str, ChannelBounds] = {}
     locked: list[str] = []
@@ -224,7 +339,12 @@ class CustomerValueSection(_Strict):
 
 
 class ReportSection(_Strict):
-    attributable_share: float = Field(0.05, gt=0, le=1)
+    # Share of total sales the data can see. None: 1.0 on the panel route (a panel of total
+    # sales); required on the events route, where a journey log usually sees a small share.
+    attributable_share: float | None = Field(None, gt=0, le=1)
+    # A plan whose probability of beating the current one is lower is labelled "not
+    # recommended - uncertain" in the report.
+    min_uplift_probability: float = Field(0.9, gt=0, le=1)
     currency: str = ""  # symbol shown before money amounts
     formats: list[Literal["html", "csv", "json"]] = ["html", "csv", "json"]
     output_dir: str = "storage/reports"
@@ -299,6 +419,12 @@ class ProjectConfig(_Strict):
                 raise ValueError(f"channels.{name}: the spend file is wide, so set spend_column")
         if self.controls.series and self.controls.path is None:
             raise ValueError("controls: the events route reads controls from 'path'; set it")
+        if self.report.attributable_share is None:
+            raise ValueError(
+                "report.attributable_share: required on the events route: the share of total "
+                "sales that the journey log can see (e.g. 0.05 when it sees 5%); money claims "
+                "in the report are scaled to it"
+            )
 
     def _check_panel_route(self) -> None:
         has_column = self.sources.panel.columns.market is not None
@@ -319,10 +445,14 @@ class ProjectConfig(_Strict):
         """First and last configured data month (inclusive), as YYYY-MM."""
         end = self.project.partitions.end_month
         if end is None:
-            today = today or dt.date.today()
-            last = today.replace(day=1) - dt.timedelta(days=1)
-            end = f"{last.year:04d}-{last.month:02d}"
+            end = previous_month(today or dt.date.today())
         return self.project.partitions.start_month, end
+
+    @property
+    def attributable_share(self) -> float:
+        """The report's scope: the configured share, or 1.0 for a panel of total sales."""
+        share = self.report.attributable_share
+        return 1.0 if share is None else share
 
     def touchpoint_channel(self) -> dict[str, str]:
         """Map of touchpoint -> paid channel; touchpoints not in it are organic."""
@@ -354,8 +484,38 @@ def parse_config(document: Any, source: str = "<config>") -> ProjectConfig:
         raise ConfigError(_format_validation_error(source, error)) from None
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping in the YAML repeats a key; plain YAML loaders keep the last value silently."""
+
+    def __init__(self, key: object, first: int, again: int) -> None:
+        super().__init__(
+            f"duplicate key {key!r} at line {again} (already at line {first}); only one "
+            "value would be kept, so remove or rename one of them"
+        )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated within one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<' overrides are legitimate
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise DuplicateKeyError(key, seen[key], line)
+                seen[key] = line
+            except TypeError:  # an unhashable key: let SafeLoader report it
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path) -> ProjectConfig:
-    """Read and validate a YAML config file (with ``yaml.safe_load``: no code runs from it)."""
+    """Read and validate a YAML config file (safe loading: no code runs from it; a key repeated
+    within a mapping is refused instead of the last one silently winning)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -364,7 +524,9 @@ def load_config(path: str | Path) -> ProjectConfig:
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: config file is not valid UTF-8 ({error.reason})") from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except DuplicateKeyError as error:
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -9,44 +9,62 @@ Unknown keys are tolerated so a newer stage 1 can add information without a sche
 are kept inside ``model``, ``data_window`` and ``diagnostics`` and dropped elsewhere. The one
 exception is ``draws``, where an unexpected array means the file was written for another
 saturation type.
+
+Each section is a pydantic model, and the whole document one model per saturation type (its
+parameters name the summaries and the draws); what relates one section to another (unique
+channel names, a spend scale per channel, draws shaped (n, channels) and in channel order) is
+checked after, in ``_export``. Either way only the first problem is reported, in the words above.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-import math
 import numbers
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
 import numpy as np
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from conversionflow_dagster.core.atomic import write_text_atomic
 from conversionflow_dagster.core.errors import ContractError
+from conversionflow_dagster.core.model.transforms import (
+    ADSTOCKS,
+    PARAMETERS,
+    SATURATIONS,
+    transform_parameters,
+)
 
 SCHEMA_VERSION = 1
 TARGETS = ("conversions", "revenue")
-ADSTOCK_TYPES = ("geometric",)
-# Per-draw parameters for each saturation type, in the order they are written.
+ADSTOCK_TYPES = tuple(ADSTOCKS)
+# Per-draw parameters for each saturation type, in the order they are written (the draws are
+# keyed by saturation only while "geometric" is the one adstock).
 DRAW_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "logistic": ("beta", "adstock_decay", "saturation_lam"),
-    "hill": ("beta", "adstock_decay", "hill_k", "hill_n"),
+    name: ("beta", *transform_parameters("geometric", name)) for name in SATURATIONS
 }
 # Valid range of each parameter: (lower, lower inclusive, upper or None, upper inclusive).
 PARAMETER_RANGES: dict[str, tuple[float, bool, float | None, bool]] = {
     "beta": (0.0, True, None, False),
-    "adstock_decay": (0.0, True, 1.0, False),
-    "saturation_lam": (0.0, False, None, False),
-    "hill_k": (0.0, False, None, False),
-    "hill_n": (0.0, False, None, False),
+    **{name: p.bounds for name, p in PARAMETERS.items()},
 }
-REQUIRED_SUMMARY = ("mean", "sd", "hdi_3%", "hdi_97%")
-OPTIONAL_SUMMARY = ("r_hat", "ess_bulk", "ess_tail")  # null when not computable (one chain)
-ROAS_FIELDS = ("mean", "hdi_3%", "hdi_97%")  # null when the channel had no spend in the window
 # A draws column whose median lies this far outside its channel's 94% HDI (as a share of the
 # HDI width, plus an absolute allowance for rounded summaries) belongs to another channel.
 ORDER_SLACK_WIDTH = 0.5
@@ -140,14 +158,260 @@ def _expected(path: str, expected: str, value: Any) -> _Invalid:
     return _Invalid(path, f"expected {expected}, got {_show(value)}")
 
 
-def _get(obj: Mapping[str, Any], key: str, path: str, expected: str) -> Any:
-    if key not in obj:
-        raise _Invalid(_join(path, key), f"missing (expected {expected})")
-    return obj[key]
+# --- the document's fields -----------------------------------------------------------------------
+# Every leaf type carries, as its description, the words that error messages use for what it
+# expects; a field without one is a nested object. Leaves are strict (no "12" for 12, no true
+# for 1); objects accept any mapping, as JSON decoders and hand-built documents provide.
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+def _number(description: str, **bounds: float) -> Any:
+    return Annotated[
+        float, Field(strict=True, allow_inf_nan=False, description=description, **bounds)
+    ]
+
+
+def _integer(minimum: int) -> Any:
+    return Annotated[int, Field(strict=True, ge=minimum, description=f"an integer >= {minimum}")]
+
+
+def _choice(choices: tuple[str, ...]) -> Any:
+    expected = "one of " + ", ".join(repr(c) for c in choices)
+    return Annotated[Literal[choices], Field(description=expected)]
+
+
+def _timestamp(parse: Callable[[str], object], description: str) -> Any:
+    """An ISO date or date-time string that ``parse`` accepts, kept as written."""
+
+    def check(value: str) -> str:
+        parse(value)
+        return value
+
+    return Annotated[str, Field(strict=True, description=description), AfterValidator(check)]
+
+
+def _lists(value: Any) -> Any:
+    """Draws may come as NumPy arrays from a stage-1 caller; validate them as lists."""
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+_Finite = _number("a finite number")
+_NonNegative = _number("a finite number >= 0", ge=0)
+_Positive = _number("a finite number > 0", gt=0)
+_NonNegativeOrNull = Annotated[
+    _NonNegative | None, Field(description="a finite number >= 0 or null")
+]
+_NonNegativeInt = _integer(0)
+_PositiveInt = _integer(1)
+_Text = Annotated[str, Field(strict=True, min_length=1, description="a non-empty string")]
+_Target = _choice(TARGETS)
+_AdstockType = _choice(ADSTOCK_TYPES)
+_SaturationType = _choice(tuple(DRAW_PARAMETERS))
+_Flag = Annotated[bool, Field(strict=True, description="true or false")]
+_Date = _timestamp(dt.date.fromisoformat, "an ISO date (YYYY-MM-DD)")
+_DateTime = _timestamp(dt.datetime.fromisoformat, "an ISO 8601 date-time")
+# One draws array: NaN and infinities pass here so that the range check names them precisely.
+_Draw = Annotated[float, Field(strict=True, description="a finite number")]
+_Row = Annotated[
+    list[_Draw],
+    Field(strict=True, description="a list of numbers (one per channel)"),
+    BeforeValidator(_lists),
+]
+_Matrix = Annotated[
+    list[_Row],
+    Field(strict=True, description="a list of rows (one row per draw, one column per channel)"),
+    BeforeValidator(_lists),
+]
+
+
+def _problem(text: str) -> PydanticCustomError:
+    """A check's own complete message (``_validated`` words all other errors)."""
+    return PydanticCustomError("contract", "{problem}", {"problem": text})
+
+
+class _Section(BaseModel):
+    """A JSON object of the contract; unknown keys are dropped."""
+
+
+class _Kept(BaseModel):
+    """A JSON object whose unknown keys are kept: a newer stage 1 may add information here."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _Adstock(_Kept):
+    type: _AdstockType
+    max_lag: _PositiveInt
+    normalize: _Flag
+
+
+class _Saturation(_Kept):
+    type: _SaturationType
+
+
+class _Model(_Kept):
+    target: _Target
+    likelihood: _Text
+    adstock: _Adstock
+    saturation: _Saturation
+
+
+class _Header(_Section):
+    """What a reader checks first: can it read the file, and which parameters must it hold."""
+
+    schema_version: _PositiveInt
+    model: _Model
+
+    @field_validator("schema_version")
+    @classmethod
+    def _readable(cls, version: int) -> int:
+        if version > SCHEMA_VERSION:
+            raise _problem(
+                f"the file was written by a newer conversionflow (schema_version {version}); "
+                f"this version reads schema_version <= {SCHEMA_VERSION}: upgrade conversionflow "
+                "or re-run stage 1 with this version"
+            )
+        return version
+
+
+class _DataWindow(_Kept):
+    start: _Date
+    end: _Date
+    n_weeks: _PositiveInt
+
+    @field_validator("end")
+    @classmethod
+    def _not_before_start(cls, end: str, info: ValidationInfo) -> str:
+        start = info.data.get("start")
+        if start is not None and dt.date.fromisoformat(end) < dt.date.fromisoformat(start):
+            raise _problem(f"expected a date on or after start {start}, got {end}")
+        return end
+
+
+class _Scales(_Section):
+    target: _Positive
+    spend: dict[str, _Positive]
+
+
+class _Summary(_Section):
+    """Posterior summary of one parameter; r_hat and ESS are null when not computable."""
+
+    mean: _Finite
+    sd: _NonNegative
+    hdi_3: _Finite = Field(alias="hdi_3%")
+    hdi_97: _Finite = Field(alias="hdi_97%")
+    r_hat: _NonNegativeOrNull
+    ess_bulk: _NonNegativeOrNull
+    ess_tail: _NonNegativeOrNull
+
+    @field_validator("hdi_97")
+    @classmethod
+    def _ordered(cls, high: float, info: ValidationInfo) -> float:
+        low = info.data.get("hdi_3")
+        if low is not None and low > high:
+            raise _problem(f"expected a number >= hdi_3% ({low}), got {high}")
+        return high
+
+
+class _Roas(_Section):
+    """Null when the channel had no spend in the window."""
+
+    mean: _NonNegativeOrNull
+    hdi_3: _NonNegativeOrNull = Field(alias="hdi_3%")
+    hdi_97: _NonNegativeOrNull = Field(alias="hdi_97%")
+
+
+class _Diagnostics(_Kept):
+    max_r_hat: _NonNegativeOrNull
+    min_ess_bulk: _NonNegativeOrNull
+    min_ess_tail: _NonNegativeOrNull
+    divergences: _NonNegativeInt
+    passed: _Flag
+
+
+class _Draws(_Section):
+    """``n`` and one array per parameter (declared per saturation type by ``_document_model``).
+
+    Unknown keys are kept so that ``_export`` can name them against the saturation type.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    n: _PositiveInt
+
+
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+_SummariesT = TypeVar("_SummariesT", bound=BaseModel)
+_DrawsT = TypeVar("_DrawsT", bound=_Draws)
+
+
+class _Channel(_Section, Generic[_SummariesT]):
+    name: _Text
+    current_weekly_spend: _NonNegative
+    parameters: _SummariesT
+    roas: _Roas
+
+
+class _Document(_Header, Generic[_SummariesT, _DrawsT]):
+    created_at: _DateTime
+    data_window: _DataWindow
+    scales: _Scales
+    channels: Annotated[
+        list[_Channel[_SummariesT]],
+        Field(strict=True, min_length=1, description="a non-empty list"),
+    ]
+    diagnostics: _Diagnostics
+    draws: _DrawsT
+
+
+@functools.cache
+def _document_model(saturation: str) -> type[_Document]:
+    """The document of one saturation type: its parameters name the summaries and the draws.
+
+    Summaries of other parameters are dropped like any unknown key; other draws are refused.
+    """
+    parameters = DRAW_PARAMETERS[saturation]
+    summaries = create_model(
+        f"_{saturation}_summaries", __base__=_Section, **{p: (_Summary, ...) for p in parameters}
+    )
+    draws = create_model(
+        f"_{saturation}_draws", __base__=_Draws, **{p: (_Matrix, ...) for p in parameters}
+    )
+    return _Document[summaries, draws]
+
+
+def _described(model: type[BaseModel], loc: tuple[str | int, ...]) -> str:
+    """What the field at ``loc`` expects: the description its type carries."""
+    annotation: Any = model
+    description = None
+    for part in loc:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            fields = {f.alias or name: f for name, f in annotation.model_fields.items()}
+            if part not in fields:
+                break
+            field = fields[part]
+        elif get_args(annotation):  # an item of list[X] or a value of dict[str, X]
+            field = FieldInfo.from_annotation(get_args(annotation)[-1])
+        else:
+            break
+        annotation, description = field.annotation, field.description
+    return description or "a JSON object"
+
+
+def _validated(model: type[_ModelT], doc: Any) -> _ModelT:
+    """``doc`` as ``model``, or the first problem worded as path, expected and found."""
+    try:
+        return model.model_validate(doc)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+    path = functools.reduce(_join, first["loc"], "") or "(top level)"
+    if first["type"] == "contract":
+        raise _Invalid(path, first["msg"])
+    expected = _described(model, first["loc"])
+    if first["type"] == "missing":
+        raise _Invalid(path, f"missing (expected {expected})")
+    raise _expected(path, expected, first["input"])
+
+
+# --- checks across sections ----------------------------------------------------------------------
 
 
 def _range_text(lower: float, closed: bool, upper: float | None, upper_closed: bool) -> str:
@@ -157,81 +421,12 @@ def _range_text(lower: float, closed: bool, upper: float | None, upper_closed: b
 
 
 def _in_range(
-    x: float | np.ndarray, lower: float, closed: bool, upper: float | None, upper_closed: bool
-) -> bool | np.ndarray:
-    """Elementwise range test for a number or an array."""
+    x: np.ndarray, lower: float, closed: bool, upper: float | None, upper_closed: bool
+) -> np.ndarray:
     above = np.greater_equal(x, lower) if closed else np.greater(x, lower)
     if upper is None:
         return above
     return above & (np.less_equal(x, upper) if upper_closed else np.less(x, upper))
-
-
-def _object(obj: Mapping[str, Any], key: str, path: str) -> dict[str, Any]:
-    value = _get(obj, key, path, "a JSON object")
-    if not isinstance(value, Mapping):
-        raise _expected(_join(path, key), "a JSON object", value)
-    return dict(value)
-
-
-def _number(
-    obj: Mapping[str, Any],
-    key: str,
-    path: str,
-    bounds: tuple[float, bool, float | None, bool] | None = None,
-    *,
-    nullable: bool = False,
-) -> float | None:
-    expected = "a finite number" + (f" {_range_text(*bounds)}" if bounds else "")
-    expected += " or null" if nullable else ""
-    value = _get(obj, key, path, expected)
-    if value is None and nullable:
-        return None
-    ok = _is_number(value) and math.isfinite(value)
-    if not ok or (bounds and not _in_range(float(value), *bounds)):
-        raise _expected(_join(path, key), expected, value)
-    return float(value)
-
-
-def _integer(obj: Mapping[str, Any], key: str, path: str, minimum: int) -> int:
-    expected = f"an integer >= {minimum}"
-    value = _get(obj, key, path, expected)
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise _expected(_join(path, key), expected, value)
-    return int(value)
-
-
-def _choice(obj: Mapping[str, Any], key: str, path: str, choices: tuple[str, ...]) -> str:
-    expected = "one of " + ", ".join(repr(c) for c in choices)
-    value = _get(obj, key, path, expected)
-    if not isinstance(value, str) or value not in choices:
-        raise _expected(_join(path, key), expected, value)
-    return value
-
-
-def _text(obj: Mapping[str, Any], key: str, path: str) -> str:
-    value = _get(obj, key, path, "a non-empty string")
-    if not isinstance(value, str) or not value:
-        raise _expected(_join(path, key), "a non-empty string", value)
-    return value
-
-
-def _boolean(obj: Mapping[str, Any], key: str, path: str) -> bool:
-    value = _get(obj, key, path, "true or false")
-    if not isinstance(value, bool):
-        raise _expected(_join(path, key), "true or false", value)
-    return value
-
-
-def _timestamp(obj: Mapping[str, Any], key: str, path: str, kind: str) -> str:
-    """An ISO date (``kind="date"``) or date-time string, returned unchanged."""
-    expected = "an ISO date (YYYY-MM-DD)" if kind == "date" else "an ISO 8601 date-time"
-    value = _get(obj, key, path, expected)
-    parse = dt.date.fromisoformat if kind == "date" else dt.datetime.fromisoformat
-    try:
-        parse(value)
-    except (TypeError, ValueError):
-        raise _expected(_join(path, key), expected, value) from None
-    return value
 
 
 def _plain(value: dict[str, Any], path: str) -> dict[str, Any]:
@@ -242,140 +437,52 @@ def _plain(value: dict[str, Any], path: str) -> dict[str, Any]:
         raise _Invalid(path, f"expected JSON values only ({error})") from None
 
 
-def _schema_version(doc: Mapping[str, Any]) -> int:
-    version = _integer(doc, "schema_version", "", 1)
-    if version > SCHEMA_VERSION:
-        raise _Invalid(
-            "schema_version",
-            f"the file was written by a newer conversionflow (schema_version {version}); this "
-            f"version reads schema_version <= {SCHEMA_VERSION}: upgrade conversionflow or "
-            "re-run stage 1 with this version",
-        )
-    return version
-
-
-def _model(doc: Mapping[str, Any]) -> dict[str, Any]:
-    model = _object(doc, "model", "")
-    _choice(model, "target", "model", TARGETS)
-    _text(model, "likelihood", "model")
-    adstock = _object(model, "adstock", "model")
-    _choice(adstock, "type", "model.adstock", ADSTOCK_TYPES)
-    _integer(adstock, "max_lag", "model.adstock", 1)
-    _boolean(adstock, "normalize", "model.adstock")
-    saturation = _object(model, "saturation", "model")
-    _choice(saturation, "type", "model.saturation", tuple(DRAW_PARAMETERS))
-    return _plain(model, "model")
-
-
-def _data_window(doc: Mapping[str, Any]) -> dict[str, Any]:
-    window = _object(doc, "data_window", "")
-    start = _timestamp(window, "start", "data_window", "date")
-    end = _timestamp(window, "end", "data_window", "date")
-    if dt.date.fromisoformat(end) < dt.date.fromisoformat(start):
-        raise _Invalid("data_window.end", f"expected a date on or after start {start}, got {end}")
-    _integer(window, "n_weeks", "data_window", 1)
-    return _plain(window, "data_window")
-
-
-def _list(obj: Mapping[str, Any], key: str, path: str) -> list[Any]:
-    value = _get(obj, key, path, "a non-empty list")
-    if not isinstance(value, list) or not value:
-        raise _expected(_join(path, key), "a non-empty list", value)
-    return value
-
-
-def _summary(obj: Mapping[str, Any], path: str, parameter: str) -> dict[str, float | None]:
-    stats = _object(obj, parameter, path)
-    where = _join(path, parameter)
-    summary: dict[str, float | None] = {k: _number(stats, k, where) for k in REQUIRED_SUMMARY}
-    if summary["sd"] < 0:
-        raise _expected(_join(where, "sd"), "a finite number >= 0", summary["sd"])
-    if summary["hdi_3%"] > summary["hdi_97%"]:
-        raise _Invalid(
-            _join(where, "hdi_97%"),
-            f"expected a number >= hdi_3% ({summary['hdi_3%']}), got {summary['hdi_97%']}",
-        )
-    for key in OPTIONAL_SUMMARY:
-        summary[key] = _number(stats, key, where, (0.0, True, None, False), nullable=True)
-    return summary
-
-
-def _channel(entry: Any, path: str, parameters: tuple[str, ...]) -> ChannelExport:
-    if not isinstance(entry, Mapping):
-        raise _expected(path, "a JSON object", entry)
-    spend = _number(entry, "current_weekly_spend", path, (0.0, True, None, False))
-    summaries = _object(entry, "parameters", path)
-    where = _join(path, "parameters")
-    roas = _object(entry, "roas", path)
-    return ChannelExport(
-        name=_text(entry, "name", path),
-        current_weekly_spend=spend,
-        parameters={p: _summary(summaries, where, p) for p in parameters},
-        roas={
-            k: _number(roas, k, _join(path, "roas"), (0.0, True, None, False), nullable=True)
-            for k in ROAS_FIELDS
-        },
-    )
-
-
-def _channels(doc: Mapping[str, Any], parameters: tuple[str, ...]) -> tuple[ChannelExport, ...]:
-    entries = _list(doc, "channels", "")
-    channels = tuple(_channel(e, f"channels[{i}]", parameters) for i, e in enumerate(entries))
+def _check_unique(names: tuple[str, ...]) -> None:
     seen: dict[str, int] = {}
-    for i, channel in enumerate(channels):
-        if channel.name in seen:
+    for i, name in enumerate(names):
+        if name in seen:
             raise _Invalid(
                 f"channels[{i}].name",
-                f"duplicate channel name {channel.name!r} (also channels[{seen[channel.name]}])",
+                f"duplicate channel name {name!r} (also channels[{seen[name]}])",
             )
-        seen[channel.name] = i
-    return channels
+        seen[name] = i
 
 
-def _scales(doc: Mapping[str, Any], names: tuple[str, ...]) -> Scales:
-    scales = _object(doc, "scales", "")
-    positive = (0.0, False, None, False)
-    target = _number(scales, "target", "scales", positive)
-    spend = _object(scales, "spend", "scales")
+def _spend_scales(spend: dict[str, float], names: tuple[str, ...]) -> dict[str, float]:
+    """One spend scale per channel, in ``channels`` order."""
     for key in spend:
         if key not in names:
             raise _Invalid(_join("scales.spend", key), "not a channel listed in channels")
-    return Scales(target, {name: _number(spend, name, "scales.spend", positive) for name in names})
+    for name in names:
+        if name not in spend:
+            raise _Invalid(_join("scales.spend", name), "missing (expected a finite number > 0)")
+    return {name: spend[name] for name in names}
 
 
-def _draw_matrix(value: Any, path: str, n: int, names: tuple[str, ...]) -> np.ndarray:
-    """A (n, C) float array from a list of rows (or an array), with element-precise errors."""
-    c = len(names)
-    shape_text = f"{n} rows of {c} numbers (one row per draw, one column per channel)"
-    if not isinstance(value, list | np.ndarray):
-        raise _expected(path, shape_text, value)
-    if len(value) != n:
-        raise _Invalid(path, f"expected {shape_text}, got {len(value)} rows")
-    array = np.asarray(value, dtype=object) if isinstance(value, np.ndarray) else None
-    for i, row in enumerate(value if array is None else array):
-        if not isinstance(row, list | np.ndarray) or len(row) != c:
-            raise _expected(f"{path}[{i}]", f"a list of {c} numbers (one per channel)", row)
-        for j, x in enumerate(row):
-            if not _is_number(x):
-                raise _expected(f"{path}[{i}][{j}]", "a finite number", x)
-    return np.array(value, dtype=float)
-
-
-def _draws(
-    doc: Mapping[str, Any], parameters: tuple[str, ...], saturation: str, names: tuple[str, ...]
-) -> dict[str, np.ndarray]:
-    draws = _object(doc, "draws", "")
-    n = _integer(draws, "n", "draws", 1)
-    for key in draws:
-        if key != "n" and key not in parameters:
-            raise _Invalid(
-                _join("draws", key),
-                f"not a parameter of {saturation} saturation (expected {', '.join(parameters)})",
-            )
+def _draw_arrays(draws: _Draws, saturation: str, n_channels: int) -> dict[str, np.ndarray]:
+    """Read-only (n, C) arrays, checked against ``n``, the channels and each parameter's range."""
+    parameters = DRAW_PARAMETERS[saturation]
+    unknown = next(iter(draws.model_extra or {}), None)
+    if unknown is not None:
+        raise _Invalid(
+            _join("draws", unknown),
+            f"not a parameter of {saturation} saturation (expected {', '.join(parameters)})",
+        )
     result = {}
     for name in parameters:
         path = _join("draws", name)
-        array = _draw_matrix(_get(draws, name, "draws", "a list of rows"), path, n, names)
+        rows = getattr(draws, name)
+        if len(rows) != draws.n:
+            raise _Invalid(
+                path,
+                f"expected {draws.n} rows of {n_channels} numbers (one row per draw, one column "
+                f"per channel), got {len(rows)} rows",
+            )
+        for i, row in enumerate(rows):
+            if len(row) != n_channels:
+                expected = f"a list of {n_channels} numbers (one per channel)"
+                raise _expected(f"{path}[{i}]", expected, row)
+        array = np.array(rows, dtype=float)
         bounds = PARAMETER_RANGES[name]
         ok = np.isfinite(array) & _in_range(array, *bounds)
         if not ok.all():
@@ -406,41 +513,41 @@ def _check_column_order(
                 )
 
 
-def _diagnostics(doc: Mapping[str, Any]) -> dict[str, Any]:
-    diagnostics = _object(doc, "diagnostics", "")
-    non_negative = (0.0, True, None, False)
-    for key in ("max_r_hat", "min_ess_bulk", "min_ess_tail"):
-        _number(diagnostics, key, "diagnostics", non_negative, nullable=True)
-    _integer(diagnostics, "divergences", "diagnostics", 0)
-    _boolean(diagnostics, "passed", "diagnostics")
-    return _plain(diagnostics, "diagnostics")
+def _export(document: _Document, saturation: str) -> ParameterExport:
+    """The public export, once the checks that relate one section to another pass."""
+    names = tuple(c.name for c in document.channels)
+    _check_unique(names)
+    spend = _spend_scales(document.scales.spend, names)
+    draws = _draw_arrays(document.draws, saturation, len(names))
+    channels = tuple(
+        ChannelExport(
+            name=c.name,
+            current_weekly_spend=c.current_weekly_spend,
+            parameters=c.parameters.model_dump(by_alias=True),
+            roas=c.roas.model_dump(by_alias=True),
+        )
+        for c in document.channels
+    )
+    _check_column_order(draws, channels)
+    return ParameterExport(
+        schema_version=document.schema_version,
+        created_at=document.created_at,
+        model=_plain(document.model.model_dump(), "model"),
+        data_window=_plain(document.data_window.model_dump(), "data_window"),
+        scales=Scales(document.scales.target, spend),
+        channels=channels,
+        diagnostics=_plain(document.diagnostics.model_dump(), "diagnostics"),
+        draws=draws,
+    )
 
 
 def validate_export(doc: Mapping[str, Any], source: str = "<export>") -> ParameterExport:
     """Check a decoded export against the contract; raise ContractError naming the field."""
     try:
-        if not isinstance(doc, Mapping):
-            raise _expected("(top level)", "a JSON object", doc)
-        version = _schema_version(doc)
-        model = _model(doc)
-        saturation = model["saturation"]["type"]
-        parameters = DRAW_PARAMETERS[saturation]
-        channels = _channels(doc, parameters)
-        names = tuple(c.name for c in channels)
-        export = ParameterExport(
-            schema_version=version,
-            created_at=_timestamp(doc, "created_at", "", "datetime"),
-            model=model,
-            data_window=_data_window(doc),
-            scales=_scales(doc, names),
-            channels=channels,
-            diagnostics=_diagnostics(doc),
-            draws=_draws(doc, parameters, saturation, names),
-        )
-        _check_column_order(export.draws, channels)
+        saturation = _validated(_Header, doc).model.saturation.type
+        return _export(_validated(_document_model(saturation), doc), saturation)
     except _Invalid as problem:
         raise ContractError(f"{source}: {problem}") from None
-    return export
 
 
 def to_document(export: ParameterExport) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from conversionflow_dagster.core.months import month_start, next_month_start
+
 SHOWN_ROWS = 5
 
 
@@ -61,8 +63,7 @@ def schema_rule(name: str, frame: pd.DataFrame, expected: dict[str, str]) -> Che
 
 def in_month_mask(stamps: pd.Series, month: str) -> np.ndarray:
     """True where a timestamp lies outside the calendar month ``YYYY-MM``."""
-    start = pd.Timestamp(f"{month}-01")
-    end = start + pd.offsets.MonthBegin(1)
+    start, end = month_start(month), next_month_start(month)
     return ((stamps < start) | (stamps >= end)).to_numpy()
 
 

@@ -207,7 +207,7 @@ def build_report_data(
             }
         )
     scenarios = pd.DataFrame(scenarios)
-    scenarios["winner"] = scenarios["budget"].round() == round(optimised.sum() * horizon_weeks)
+    scenarios["main"] = scenarios["budget"].round() == round(optimised.sum() * horizon_weeks)
 
     curves = {}
     for c, name in enumerate(channels):

@@ -1,5 +1,7 @@
 """Budget allocation: known optimum, constraints, infeasibility, risk, determinism, scenarios."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,6 @@ from conversionflow_dagster.core.allocation.optimiser import (
     AllocationSpec,
     allocate,
     allocate_scenarios,
-    hdi,
     plan_bounds,
     project_to_budget,
 )
@@ -303,11 +304,44 @@ def test_project_to_budget_is_the_exact_euclidean_projection():
             np.testing.assert_allclose(np.clip(x[row] - tau[0], lower, upper), y[row], atol=1e-12)
 
 
-def test_hdi_agrees_with_arviz():
-    import arviz as az
+def test_scenario_document_hands_the_report_its_main_plan_and_one_best_row(export):
+    """Through the real hand-off: the allocation document names its main plan by index, and
+    the report's scenario table marks exactly that row as the plan and one row as best."""
+    from conversionflow_dagster.core.allocation.optimiser import (
+        current_budget,
+        scenario_plan,
+    )
+    from conversionflow_dagster.core.config import OptimisationSection
+    from conversionflow_dagster.core.report.data import scenario_table
+    from conversionflow_dagster.core.report.inputs import main_scenario, scenario_frame
 
-    rng = np.random.default_rng(3)
-    for sample in (rng.normal(size=500), rng.gamma(2.0, size=777), np.array([4.0])):
-        np.testing.assert_allclose(hdi(sample), az.hdi(sample, hdi_prob=0.94))
-    stacked = rng.normal(size=(3, 400))
-    np.testing.assert_allclose(hdi(stacked), [az.hdi(row, hdi_prob=0.94) for row in stacked])
+    section = OptimisationSection(population=20, generations=10)  # budget and scenarios unset
+    current = current_budget(export, section.horizon_weeks)
+    assert current == pytest.approx(CURRENT_BUDGET)
+    plan = scenario_plan(section.budget, section.scenarios, current)
+    assert plan.main_budget == pytest.approx(current) and len(plan.budgets) == 5
+    result = allocate_scenarios(
+        export, AllocationSpec.from_section(section, plan.main_budget), plan.budgets, main=plan.main
+    )
+    document = json.loads(json.dumps(result.to_document()))  # as stored, then read back
+    assert document["main_scenario"] == 2
+    assert main_scenario(document)["budget"] == pytest.approx(current)
+    table = scenario_table(scenario_frame(document), "conversions")
+    assert [row["main"] for row in table.rows] == ["", "", "main plan", "", ""]
+    best = [row["best"] for row in table.rows]
+    assert best.count(True) == 1
+    uplifts = [s["uplift_mean"] for s in document["scenarios"]]
+    assert best.index(True) == int(np.argmax(uplifts))
+    assert {s["winner"] for s in document["scenarios"]} <= {"ga", "ga+polish", "referee"}
+
+
+def test_scenario_plan_defaults_come_from_the_data():
+    from conversionflow_dagster.core.allocation.optimiser import scenario_plan
+
+    plan = scenario_plan(None, None, 14_000_000.0)
+    assert plan.budgets == pytest.approx((11.2e6, 12.6e6, 14e6, 15.4e6, 17.5e6))
+    assert plan.main_budget == 14e6
+    configured = scenario_plan(3e6, [2e6, 5e6], 14e6)
+    assert configured.budgets == (2e6, 3e6, 5e6) and configured.main == 1
+    with pytest.raises(AllocationError, match=r"optimisation\.budget"):
+        scenario_plan(None, None, 0.0)

@@ -11,6 +11,7 @@ import pytest
 from numpyro.infer.util import log_density
 from scipy import stats
 
+from conversionflow_dagster.core.config import Gates
 from conversionflow_dagster.core.errors import InputDataError
 from conversionflow_dagster.core.model.calibration import LiftObservations, lift_observations
 from conversionflow_dagster.core.model.diagnostics import convergence_report, evaluate
@@ -281,7 +282,7 @@ def test_a_lift_test_narrows_a_weakly_identified_channel():
     for name, result in fits.items():
         report = convergence_report(result.idata)
         assert report.max_r_hat <= 1.01 and report.divergences <= 1, (name, report)
-    assert evaluate(convergence_report(fits["lift"].idata)) == []
+    assert evaluate(convergence_report(fits["lift"].idata), Gates()) == []
     used = json.loads(fits["lift"].idata.posterior.attrs["lift_tests"])
     assert [(t["test_id"], t["channel"], t["weeks"]) for t in used["used"]] == [("T1", "ch 0", 6)]
     assert "lift_tests" not in fits["plain"].idata.posterior.attrs

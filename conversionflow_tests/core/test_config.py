@@ -90,6 +90,22 @@ def test_yaml_is_loaded_safely(tmp_path):
         load_config(path)
 
 
+def test_duplicate_key_is_refused_with_both_lines(tmp_path):
+    """Plain YAML keeps the last of two equal keys; a config must not lose a setting silently."""
+    path = tmp_path / "twice.yaml"
+    text = (REPO / "configs" / "default.yaml").read_text()
+    path.write_text(text.replace("  budget: 2500000\n", "  budget: 2500000\n  budget: 9\n"))
+    first = text.splitlines().index("  budget: 2500000") + 1
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f"twice.yaml: duplicate key 'budget' at line {first + 1} (already at line {first})" in (
+        str(info.value)
+    )
+    path.write_text("base: &b {x: 1}\nother:\n  <<: *b\n  x: 2\n")  # merge overrides are fine
+    with pytest.raises(ConfigError, match="project: required key is missing"):
+        load_config(path)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")

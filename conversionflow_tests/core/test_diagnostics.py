@@ -3,7 +3,10 @@
 import arviz as az
 import numpy as np
 
-from conversionflow_dagster.core.model.diagnostics import Gates, convergence_report, evaluate
+from conversionflow_dagster.core.config import Gates
+from conversionflow_dagster.core.model.diagnostics import convergence_report, evaluate
+
+DEFAULT = Gates()
 
 CHANNELS = ["tv", "paid search"]
 
@@ -27,21 +30,21 @@ def test_well_mixed_trace_passes():
     report = convergence_report(trace())
     assert report.max_r_hat < 1.01
     assert report.min_ess_bulk > 400 and report.min_ess_tail > 400
-    assert report.divergences == 0 and report.failing == ()
-    assert evaluate(report) == []
+    assert report.divergences == 0 and report.failing(DEFAULT) == ()
+    assert evaluate(report, DEFAULT) == []
 
 
 def test_disagreeing_chain_is_named_with_its_channel():
     report = convergence_report(trace(shift=0.2))
-    assert [row.name for row in report.failing] == ["adstock_decay[tv]"]
-    failures = evaluate(report)
+    assert [row.name for row in report.failing(DEFAULT)] == ["adstock_decay[tv]"]
+    failures = evaluate(report, DEFAULT)
     assert any(f.startswith("adstock_decay[tv]: r_hat") and "> 1.01" in f for f in failures)
     assert not any("paid search" in f or "intercept" in f for f in failures)
 
 
 def test_divergences_and_short_runs_fail():
     report = convergence_report(trace(divergences=3, draws=60))
-    failures = evaluate(report)
+    failures = evaluate(report, DEFAULT)
     assert report.divergences == 3
     assert "divergences: 3 > 0 (post-warm-up transitions that diverged)" in failures
     assert any("ess_bulk" in f and "< 400" in f for f in failures)
@@ -49,7 +52,7 @@ def test_divergences_and_short_runs_fail():
 
 def test_custom_gates_and_var_names():
     loose = Gates(max_r_hat=1.5, min_ess_bulk=10, min_ess_tail=10, max_divergences=5)
-    report = convergence_report(trace(shift=0.05, divergences=3), gates=loose)
+    report = convergence_report(trace(shift=0.05, divergences=3))
     assert evaluate(report, loose) == []
     only_intercept = convergence_report(trace(shift=0.2), var_names=["intercept"])
-    assert only_intercept.failing == () and only_intercept.max_r_hat < 1.01
+    assert only_intercept.failing(DEFAULT) == () and only_intercept.max_r_hat < 1.01

@@ -6,6 +6,7 @@ import arviz as az
 import numpy as np
 import pytest
 
+from conversionflow_dagster.core.config import Gates
 from conversionflow_dagster.core.model.diagnostics import convergence_report, evaluate
 from conversionflow_dagster.core.model.export_builder import build_parameter_export
 from conversionflow_dagster.core.model.fitting import (
@@ -96,7 +97,7 @@ def test_same_seed_gives_identical_draws(too_short):
 
 
 def test_gate_blocks_a_too_short_run(too_short):
-    failures = evaluate(convergence_report(too_short[0].idata))
+    failures = evaluate(convergence_report(too_short[0].idata), Gates())
     assert failures
     assert any("[ch " in f and ("r_hat" in f or "ess_" in f) for f in failures)
 
@@ -128,7 +129,7 @@ def test_parameter_export(quick, panel):
     window = {"start": "2021-01-04", "end": "2022-02-07", "n_weeks": 60}
     current = dict(zip(panel.channel_names, panel.spend[-1], strict=True))
     doc = build_parameter_export(
-        idata, n_draws=100, seed=3, current_weekly_spend=current, data_window=window
+        idata, n_draws=100, seed=3, current_weekly_spend=current, data_window=window, gates=Gates()
     )
     assert doc["schema_version"] == 1
     assert doc["model"]["saturation"] == {"type": "logistic"}
@@ -154,8 +155,25 @@ def test_export_passes_the_contract_validator(quick, panel):
     parameter_export = pytest.importorskip("conversionflow_dagster.core.parameter_export")
     current = dict(zip(panel.channel_names, panel.spend[-1].tolist(), strict=True))
     window = {"start": "2021-01-04", "end": "2022-02-07", "n_weeks": 60}
-    doc = build_parameter_export(quick[0].idata, current_weekly_spend=current, data_window=window)
+    doc = build_parameter_export(
+        quick[0].idata, current_weekly_spend=current, data_window=window, gates=Gates()
+    )
     parameter_export.validate_export(doc, "test export")
+
+
+def test_export_verdict_is_the_projects_gates(quick, panel):
+    """The export (and so the report) says "passed" exactly when the configured gates pass."""
+    current = dict(zip(panel.channel_names, panel.spend[-1].tolist(), strict=True))
+    window = {"start": "2021-01-04", "end": "2022-02-07", "n_weeks": 60}
+    loose = Gates(max_r_hat=10.0, min_ess_bulk=0, min_ess_tail=0, max_divergences=10**6)
+    tight = Gates(max_r_hat=1.000001, min_ess_bulk=10**9, min_ess_tail=10**9)
+    verdicts = {
+        name: build_parameter_export(
+            quick[0].idata, current_weekly_spend=current, data_window=window, gates=gates
+        )["diagnostics"]["passed"]
+        for name, gates in {"loose": loose, "tight": tight}.items()
+    }
+    assert verdicts == {"loose": True, "tight": False}
 
 
 def test_chunks_give_a_report_every_tenth():
@@ -173,7 +191,7 @@ def test_recovers_known_parameters():
     for seed in (0, 1, 2):
         panel = simulate_panel(156, 7, seed=seed)
         result = fit(panel, chains=4, warmup=1000, draws=1000, seed=seed)
-        assert evaluate(convergence_report(result.idata)) == [], f"seed {seed}"
+        assert evaluate(convergence_report(result.idata), Gates()) == [], f"seed {seed}"
 
         contrib = channel_contributions(result.idata, panel.spend).sum(axis=1)  # (draws, C)
         shares = contrib / contrib.sum(axis=1, keepdims=True)

@@ -8,7 +8,6 @@ from conversionflow_dagster.core.errors import InputDataError
 from conversionflow_dagster.core.experiments.lift_tests import (
     analyse_lift_tests,
     chi_square_two_proportions,
-    hdi,
     rate_posterior,
     read_lift_tests,
 )
@@ -39,13 +38,6 @@ def test_beta_posterior_matches_its_closed_form():
     assert post.variance == pytest.approx(stats.beta(31, 171).var())
     draws = post.sample(np.random.default_rng(0), 200_000)
     assert draws.mean() == pytest.approx(post.mean, rel=5e-3)
-
-
-def test_hdi_of_a_known_distribution():
-    draws = np.random.default_rng(1).normal(0, 1, 400_000)
-    low, high = hdi(draws, 0.94)
-    assert high - low == pytest.approx(2 * 1.8808, abs=0.01)  # the central 94% of N(0, 1)
-    assert abs(low + high) < 0.06
 
 
 def test_analysis_reads_significance_and_bayesian_lift(tmp_path):
@@ -96,3 +88,21 @@ def test_a_test_of_an_unconfigured_channel_is_refused_by_line(tmp_path):
     assert len(read_lift_tests(path)) == 2  # without channels to check against, both are read
     with pytest.raises(InputDataError, match=r"lift\.csv, line 3, column 'channel'.*'radio'"):
         read_lift_tests(path, ["search", "tv"])
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        ("A,search,2024-01-01,2024-01-28,1000,30,1000,20", "test_id 'A' repeats line 2"),
+        ("A,tv,2024-02-01,2024-02-28,500,10,500,9", "test_id 'A' repeats line 2"),
+        ("B,search,2024-01-01,2024-01-28,1000,30,1000,20", "channel 'search'.* repeats line 2"),
+    ],
+)
+def test_a_test_listed_twice_is_refused_naming_both_lines(tmp_path, second, message):
+    path = tmp_path / "lift.csv"
+    path.write_text(
+        HEADER + "A,search,2024-01-01,2024-01-28,1000,30,1000,20\nC,tv,2024-03-01,2024-03-28,"
+        "900,40,900,30\n" + second + "\n"
+    )
+    with pytest.raises(InputDataError, match=rf"lift\.csv, line 4, column 'test_id': {message}"):
+        read_lift_tests(path)

@@ -12,10 +12,12 @@ from conversionflow_dagster.core.model.mmm import (
     ModelSpec,
     Scales,
     fourier_features,
-    geometric_adstock,
-    hill_saturation,
-    logistic_saturation,
     mmm,
+)
+from conversionflow_dagster.core.model.transforms import (
+    geometric_adstock_jax,
+    hill_saturation_jax,
+    logistic_saturation_jax,
 )
 from conversionflow_dagster.core.synthetic.panel import adstock_loop, model_inputs, simulate_panel
 
@@ -25,24 +27,24 @@ def test_vectorised_adstock_equals_loop(normalize):
     rng = np.random.default_rng(0)
     u = rng.gamma(2.0, 1.0, (40, 5)) * (rng.random((40, 5)) < 0.7)
     decay = np.array([0.0, 0.1, 0.4, 0.7, 0.95])
-    got = geometric_adstock(jnp.asarray(u), jnp.asarray(decay), 8, normalize)
+    got = geometric_adstock_jax(jnp.asarray(u), jnp.asarray(decay), 8, normalize)
     np.testing.assert_allclose(got, adstock_loop(u, decay, 8, normalize), rtol=1e-5, atol=1e-6)
 
 
 def test_adstock_batches_over_draws():
     u = jnp.ones((20, 3))
     decay = jnp.array([[0.2, 0.5, 0.8], [0.1, 0.3, 0.6]])  # (draws, C)
-    out = geometric_adstock(u, decay, 4)
+    out = geometric_adstock_jax(u, decay, 4)
     assert out.shape == (2, 20, 3)
-    np.testing.assert_allclose(out[1], geometric_adstock(u, decay[1], 4), rtol=1e-6)
+    np.testing.assert_allclose(out[1], geometric_adstock_jax(u, decay[1], 4), rtol=1e-6)
 
 
 @pytest.mark.parametrize("decay", [0.3, 0.8])
 def test_steady_state_matches_contract(decay):
     u = jnp.full((30, 1), 2.5)
     weights = decay ** np.arange(8)
-    normalised = geometric_adstock(u, jnp.array([decay]), 8, normalize=True)
-    raw = geometric_adstock(u, jnp.array([decay]), 8, normalize=False)
+    normalised = geometric_adstock_jax(u, jnp.array([decay]), 8, normalize=True)
+    raw = geometric_adstock_jax(u, jnp.array([decay]), 8, normalize=False)
     np.testing.assert_allclose(normalised[-1, 0], 2.5, rtol=1e-6)  # a = u
     np.testing.assert_allclose(raw[-1, 0], 2.5 * weights.sum(), rtol=1e-6)  # a = u sum decay^l
 
@@ -51,13 +53,13 @@ def test_saturation_formulas_of_the_contract():
     a = jnp.array([0.0, 0.3, 1.0, 2.5])
     lam, k, n = 1.7, 0.8, 2.2
     logistic = (1 - np.exp(-lam * a)) / (1 + np.exp(-lam * a))
-    np.testing.assert_allclose(logistic_saturation(a, lam), logistic, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(logistic_saturation_jax(a, lam), logistic, rtol=1e-6, atol=1e-7)
     hill = np.asarray(a) ** n / (k**n + np.asarray(a) ** n)
-    np.testing.assert_allclose(hill_saturation(a, k, n), hill, rtol=1e-6)
+    np.testing.assert_allclose(hill_saturation_jax(a, k, n), hill, rtol=1e-6)
 
 
 def test_hill_gradient_is_finite_at_zero_adstock():
-    grad = jax.grad(lambda n: hill_saturation(jnp.array([0.0, 1.0]), 0.8, n).sum())(1.5)
+    grad = jax.grad(lambda n: hill_saturation_jax(jnp.array([0.0, 1.0]), 0.8, n).sum())(1.5)
     assert np.isfinite(grad)
 
 

@@ -139,6 +139,24 @@ def test_hill_export_round_trips(tmp_path):
         ),
         (lambda d: d.update(created_at="yesterday"), "created_at: expected an ISO 8601"),
         (lambda d: d["diagnostics"].update(passed="yes"), "diagnostics.passed: expected true"),
+        (
+            lambda d: d["channels"][2]["parameters"]["beta"].update({"hdi_3%": 9.0}),
+            "channels[2].parameters.beta.hdi_97%: expected a number >= hdi_3% (9.0), got ",
+        ),
+        (
+            lambda d: d["channels"][0]["roas"].update(mean=-1),
+            "channels[0].roas.mean: expected a finite number >= 0 or null, got -1",
+        ),
+        (lambda d: d.update(channels=[]), "channels: expected a non-empty list, got a list of 0"),
+        (
+            lambda d: d["data_window"].update(end="2022-12-31"),
+            "data_window.end: expected a date on or after start 2023-01-02, got 2022-12-31",
+        ),
+        (
+            lambda d: d["scales"]["spend"].update(ghost=1.0),
+            "scales.spend.ghost: not a channel listed in channels",
+        ),
+        (lambda d: d["model"].update(adstock=[]), "model.adstock: expected a JSON object"),
     ],
 )
 def test_broken_export_names_the_field(document, change, message):
@@ -208,9 +226,16 @@ def test_write_accepts_numpy_draws(tmp_path, document):
 def test_unknown_keys_are_tolerated_where_documented(document):
     doc = broken(document, lambda d: d["model"].update(fourier_order=2))
     doc["diagnostics"]["sampler"] = "nuts"
+    doc["channels"][0]["parameters"]["intercept"] = "summary of a newer stage 1"
     export = validate_export(doc)
     assert export.model["fourier_order"] == 2
     assert export.diagnostics["sampler"] == "nuts"
+    assert set(export.channels[0].parameters) == {"beta", "adstock_decay", "saturation_lam"}
+
+
+def test_not_an_object_is_refused_at_the_top_level():
+    with pytest.raises(ContractError, match=r"^export.json: \(top level\): expected a JSON object"):
+        validate_export([1, 2], "export.json")
 
 
 def test_null_roas_and_rhat_are_allowed(document):

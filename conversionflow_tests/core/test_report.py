@@ -18,7 +18,6 @@ from conversionflow_dagster.core.report import plots as report_plots
 from conversionflow_dagster.core.report.data import (
     build_tables,
     display,
-    hdi,
     headline_figures,
     num,
     payback_cell,
@@ -31,7 +30,8 @@ from conversionflow_dagster.core.report.render import (
     report_json,
     write_report,
 )
-from conversionflow_tests.conftest import CHROMIUM_ARGS, chromium_executable
+from conversionflow_dagster.core.stats import hdi
+from conversionflow_tests.conftest import CHROMIUM_ARGS, REPO, chromium_executable
 from conversionflow_tests.core.report_fixtures import (
     CHANNELS,
     CUSTOMER_VALUE_HORIZON_DAYS,
@@ -178,21 +178,6 @@ def flatten(node, path=()):
 # --- headline math ------------------------------------------------------------------------
 
 
-def test_hdi_of_known_samples():
-    assert hdi(np.arange(100.0)) == (0.0, 94.0)
-    assert hdi(np.full(50, 3.5)) == (3.5, 3.5)
-    # Skewed: the narrowest interval hugs the mode at 0 instead of cutting 3% off each tail.
-    skewed = np.r_[np.zeros(60), np.linspace(0, 10, 40)]
-    assert hdi(skewed) == (0.0, np.sort(skewed)[94])
-
-
-@pytest.mark.slow
-def test_hdi_agrees_with_arviz():
-    az = pytest.importorskip("arviz")
-    draws = np.random.default_rng(3).gamma(2.0, 1.0, 4001)
-    assert hdi(draws) == pytest.approx(tuple(az.hdi(draws, hdi_prob=0.94)))
-
-
 def test_headline_from_constant_draws_is_exact():
     current, uplift = np.full(200, 1000.0), np.full(200, 50.0)
     headline = headline_figures(current, uplift, 0.05)
@@ -315,6 +300,22 @@ def test_page_is_self_contained(hostile_html):
         "plot-roas",
         "plot-stability",
     ]
+
+
+def test_the_page_template_ships_with_the_package():
+    """A non-editable install carries only declared package data: without it no report renders."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    from conversionflow_dagster.core.report import render
+
+    template = Path(render.__file__).with_name("template.html.j2")
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]
+    patterns = package_data["conversionflow_dagster.core.report"]
+    assert template.is_file() and any(fnmatch.fnmatch(template.name, p) for p in patterns)
 
 
 def test_html_csv_and_json_carry_the_same_numbers(hostile, hostile_html):
@@ -590,3 +591,34 @@ def test_the_scope_statement_credits_lift_tests_only_when_the_fit_used_them():
     assert "randomised test" in scope_statements(used)[0]
     unused = dataclasses.replace(data, lift_tests=data.lift_tests.assign(calibrated=False))
     assert "not from a controlled experiment" in scope_statements(unused)[0]
+
+
+def test_an_uncertain_plan_is_labelled_not_recommended():
+    """Below the configured probability of uplift the report says why it does not recommend."""
+    data = build_report_data(seed=4)
+    assert data.recommended  # the fixture's plan wins in nearly every draw
+    assert "Not recommended" not in render_html(data)
+    rng = np.random.default_rng(0)
+    coin_flip = dataclasses.replace(
+        data, uplift_draws=rng.normal(5.0, 10.0, data.uplift_draws.size)
+    )
+    assert 0.6 < coin_flip.p_uplift_positive < 0.8
+    page = parse_page(render_html(coin_flip))
+    recommendation = page.text_by_id["recommendation"]
+    assert "Not recommended \u2014 uncertain" in recommendation
+    assert "below the 90.0%" in recommendation and "report.min_uplift_probability" in recommendation
+    assert "Uncertain recommendation" in page.text_by_id["scope"]
+    document = json.loads(report_json(coin_flip))
+    assert document["recommended"] is False and document["recommendation"].startswith("Not")
+    lenient = dataclasses.replace(coin_flip, min_uplift_probability=0.6)
+    assert "Not recommended" not in parse_page(render_html(lenient)).text_by_id["recommendation"]
+
+
+def test_panel_wording_and_full_share():
+    """A weekly panel of total sales is described as such, never as journey data."""
+    data = dataclasses.replace(build_report_data(seed=4), data_kind="panel", attributable_share=1.0)
+    html = render_html(data)
+    assert "journey data" not in html.lower()
+    page = parse_page(html)
+    assert "the weekly panel sees all sales" in page.text_by_id["card-business"]
+    assert "taken to hold all sales (100%)" in page.text_by_id["scope"]

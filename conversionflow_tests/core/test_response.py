@@ -5,14 +5,13 @@ import warnings
 import numpy as np
 import pytest
 
-from conversionflow_dagster.core.allocation.response import (
-    ResponseModel,
+from conversionflow_dagster.core.allocation.response import ResponseModel, weekly_response
+from conversionflow_dagster.core.model.transforms import (
     hill_saturation,
     hill_slope,
     logistic_saturation,
     logistic_slope,
     steady_state_adstock,
-    weekly_response,
 )
 from conversionflow_dagster.core.parameter_export import validate_export
 from conversionflow_dagster.core.synthetic.export import (

@@ -14,7 +14,7 @@ import pytest
 
 from conversionflow_dagster.cli import main
 from conversionflow_dagster.core.model.fitting import load_trace
-from conversionflow_tests.conftest import REPO, SMALL_MONTHS, write_config
+from conversionflow_tests.conftest import REPO, SMALL_MONTHS, asset_key, write_config
 
 LAST = SMALL_MONTHS[-1]
 # Short fits pass these relaxed gates, so the flag tests reach stages 1 and 2 quickly.
@@ -59,11 +59,11 @@ def cli_project(tmp_path_factory, small_sample_dir):
 
 def materialisations(root, asset: str) -> int:
     with dg.DagsterInstance.from_config(str(root / "dagster_home")) as instance:
-        return len(instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records)
+        return len(instance.fetch_materializations(asset_key(asset), limit=1000).records)
 
 
 def test_stage1_only_exports_and_stops(cli_project):
-    assets = cli_project / "storage" / "assets"
+    assets = cli_project / "storage" / "assets" / "sample"
     assert (assets / "parameter_export" / f"{LAST}-01.json").is_file()
     assert not (assets / "budget_allocation").exists()
     assert sorted(p.stem[:7] for p in (assets / "raw_events").glob("*.parquet")) == SMALL_MONTHS
@@ -89,11 +89,11 @@ def test_stage2_only_reuses_the_export_with_budget_scenarios_output_and_formats(
     assert code == 0
     assert materialisations(cli_project, "posterior_trace") == fits_before  # no refit
     allocation = json.loads(
-        (cli_project / f"storage/assets/budget_allocation/{LAST}-01.json").read_text()
+        (cli_project / f"storage/assets/sample/budget_allocation/{LAST}-01.json").read_text()
     )
     assert allocation["main_budget"] == 1_000_000
     assert [s["budget"] for s in allocation["scenarios"]] == [800_000, 1_000_000, 1_200_000]
-    written = sorted(p.name for p in (cli_project / "out" / "reports" / LAST).iterdir())
+    written = sorted(p.name for p in (cli_project / "out" / "reports" / "sample" / LAST).iterdir())
     assert written == ["attribution_report.csv", "attribution_report.json"]
 
 
@@ -120,7 +120,7 @@ def test_sampler_flags_reach_the_trace(cli_project, capfd):
         ]
     )
     assert code == 0
-    trace = load_trace(cli_project / f"storage/assets/posterior_trace/{LAST}-01.nc")
+    trace = load_trace(cli_project / f"storage/assets/sample/posterior_trace/{LAST}-01.nc")
     assert dict(trace.posterior.sizes)["chain"] == 3  # the config says 2
     assert dict(trace.posterior.sizes)["draw"] == 30
     assert json.loads(trace.posterior.attrs["model_spec"])["likelihood"] == "hurdle_poisson"
@@ -143,7 +143,7 @@ def test_sampler_flags_reach_the_trace(cli_project, capfd):
         ]
     )
     assert code == 0
-    trace = load_trace(cli_project / f"storage/assets/posterior_trace/{LAST}-01.nc")
+    trace = load_trace(cli_project / f"storage/assets/sample/posterior_trace/{LAST}-01.nc")
     assert json.loads(trace.posterior.attrs["model_spec"])["likelihood"] == "negbinomial"
     assert "iterations per chain" not in capfd.readouterr().err  # default: warnings only
 
@@ -228,7 +228,7 @@ def test_sample_flag_generates_missing_data(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "data/sample/truth/parameters.json").is_file()
-    assert (tmp_path / "storage/assets/raw_events/2023-01-01.parquet").is_file()
+    assert (tmp_path / "storage/assets/sample/raw_events/2023-01-01.parquet").is_file()
 
 
 @pytest.mark.slow

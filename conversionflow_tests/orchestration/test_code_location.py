@@ -120,7 +120,7 @@ def test_cli_validate_reports_a_bad_file(project):
 def test_cli_run_uses_the_persistent_instance_and_exits_nonzero_when_blocked(project):
     result = cli(project, "run", "--from", "2023-01", "--to", "2023-02", "--fit", "none")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (project / "storage/assets/weekly_panel.parquet").is_file()
+    assert (project / "storage/assets/sample/weekly_panel.parquet").is_file()
     assert any((project / "dagster_home").glob("history/runs/*.db")) or any(
         (project / "dagster_home").glob("history/runs.db")
     )

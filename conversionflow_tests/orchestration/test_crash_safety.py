@@ -49,7 +49,7 @@ def test_sigkill_mid_sampling_keeps_the_previous_trace(project):
             assert execute_plan(defs, instance, pipeline_plan(SMALL_MONTHS)).success
     finally:
         os.environ.pop("DAGSTER_HOME")
-    trace = project / "storage/assets/posterior_trace/2023-05-01.nc"
+    trace = project / "storage/assets/sample/posterior_trace/2023-05-01.nc"
     assert fit(project, 30).wait(timeout=600) == 0
     before = trace.read_bytes()
 

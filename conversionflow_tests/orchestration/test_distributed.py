@@ -12,7 +12,7 @@ import yaml
 
 from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
-from conversionflow_tests.conftest import REPO, SMALL_MONTHS, free_port, write_config
+from conversionflow_tests.conftest import REPO, SMALL_MONTHS, asset_key, free_port, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -113,8 +113,8 @@ def test_one_month_runs_on_the_dask_workers(dask_cluster, project):
         timeout=900,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    assert (project / "storage/assets/raw_events/2023-02-01.parquet").is_file()
-    assert (project / "storage/assets/weekly_panel.parquet").is_file()
+    assert (project / "storage/assets/sample/raw_events/2023-02-01.parquet").is_file()
+    assert (project / "storage/assets/sample/weekly_panel.parquet").is_file()
 
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         [record] = instance.get_run_records()
@@ -167,7 +167,7 @@ def test_concurrent_fits_of_one_job_each_run_on_the_cluster(dask_cluster, projec
             output, _ = run.communicate(timeout=900)
             assert run.returncode == 0, output[-3000:]
         for month in months:
-            assert (project / f"storage/assets/parameter_export/{month}.json").is_file()
+            assert (project / f"storage/assets/sample/parameter_export/{month}.json").is_file()
 
         records = instance.get_run_records()
         records = [r for r in records if r.dagster_run.job_name == "stage1_job"]
@@ -196,7 +196,7 @@ def test_concurrent_fits_of_one_job_each_run_on_the_cluster(dask_cluster, projec
             timeout=600,
         )
         assert failed.returncode != 0
-        exports = instance.fetch_materializations(dg.AssetKey("parameter_export"), limit=10)
+        exports = instance.fetch_materializations(asset_key("parameter_export"), limit=10)
         [last] = instance.get_run_records(limit=1)
         logs = instance.all_logs(last.dagster_run.run_id)
     assert len(exports.records) == 2  # one per month, from the two good runs only

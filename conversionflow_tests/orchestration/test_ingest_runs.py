@@ -9,7 +9,7 @@ import pandas as pd
 from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.core.ingest.panel import read_panel
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
-from conversionflow_tests.conftest import REPO, SMALL_MONTHS
+from conversionflow_tests.conftest import REPO, SMALL_MONTHS, asset_key
 
 
 def defs_for(root, config="configs/test.yaml"):
@@ -17,7 +17,7 @@ def defs_for(root, config="configs/test.yaml"):
 
 
 def materialised_partitions(instance, asset: str) -> set[str]:
-    return set(instance.get_materialized_partitions(dg.AssetKey(asset)))
+    return set(instance.get_materialized_partitions(asset_key(asset)))
 
 
 def test_backfill_over_months_builds_the_panel_with_every_check_passing(
@@ -35,24 +35,26 @@ def test_backfill_over_months_builds_the_panel_with_every_check_passing(
     assert materialised_partitions(instance, "raw_events") == expected
     assert materialised_partitions(instance, "raw_spend") == expected
 
-    records = instance.fetch_materializations(dg.AssetKey("weekly_panel"), limit=5).records
+    records = instance.fetch_materializations(asset_key("weekly_panel"), limit=5).records
     assert len(records) == 1
     checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [
-            dg.AssetCheckKey(dg.AssetKey(a), n)
+            dg.AssetCheckKey(asset_key(a), n)
             for a, n in [("weekly_panel", "no_missing_weeks"), ("weekly_panel", "totals_reconcile")]
         ]
     )
     assert all(c.status.value == "SUCCEEDED" for c in checks.values())
 
-    panel = read_panel(project / "storage" / "assets" / "weekly_panel.parquet")
+    panel = read_panel(project / "storage" / "assets" / "sample" / "weekly_panel.parquet")
     truth = small_sample.weekly.loc[panel.weeks]
     assert len(panel.frame) == 21
     assert panel.frame["conversions"].sum() == truth["conversions"].sum()
     np.testing.assert_allclose(
         panel.spend().sum().sum(), truth.filter(like="spend__").sum().sum(), rtol=1e-9
     )
-    raw = pd.read_parquet(project / "storage" / "assets" / "raw_events" / "2023-02-01.parquet")
+    raw = pd.read_parquet(
+        project / "storage" / "assets" / "sample" / "raw_events" / "2023-02-01.parquet"
+    )
     assert (raw["timestamp"].dt.month == 2).all()
 
 
@@ -70,14 +72,41 @@ def test_a_failing_blocking_check_stops_the_panel(project, instance):
     assert summary.skipped == ["panel", "customer value"]
     # the other months still ran; the panel did not
     assert materialised_partitions(instance, "raw_events") >= {"2023-01-01", "2023-03-01"}
-    assert not instance.fetch_materializations(dg.AssetKey("weekly_panel"), limit=1).records
+    assert not instance.fetch_materializations(asset_key("weekly_panel"), limit=1).records
+
+
+def test_a_refused_month_never_reaches_the_panel_until_it_is_fixed(project, instance):
+    """A month refused by its rules keeps the previous good file, and later runs' panels are
+    built without the refused rows; once fixed, the month is stored again."""
+    defs = defs_for(project)
+    assert execute_plan(defs, instance, pipeline_plan(SMALL_MONTHS)).success
+    stored = project / "storage/assets/sample/raw_events/2023-02-01.parquet"
+    panel_file = project / "storage/assets/sample/weekly_panel.parquet"
+    good_month, good_panel = stored.read_bytes(), read_panel(panel_file).frame
+
+    path = project / "data/sample/events/2023-02.csv"
+    clean = path.read_text()
+    lines = clean.splitlines()
+    path.write_text("\n".join([*lines, lines[5], lines[6]]) + "\n")  # two duplicated events
+    refused = execute_plan(defs, instance, pipeline_plan(["2023-02"]))
+    [reason] = refused.failures()["ingest 2023-02"]
+    assert reason.startswith("raw_events.no_duplicate_events: 2 of")
+    assert "refused, nothing stored" in reason
+    assert stored.read_bytes() == good_month
+    # A clean later month rebuilds the panel from what is stored: February's good rows only.
+    assert execute_plan(defs, instance, pipeline_plan(["2023-03"])).success
+    pd.testing.assert_frame_equal(read_panel(panel_file).frame, good_panel)
+
+    path.write_text(clean)
+    assert execute_plan(defs, instance, pipeline_plan(["2023-02"])).success
+    pd.testing.assert_frame_equal(read_panel(panel_file).frame, good_panel)
 
 
 def test_bad_input_fails_without_retry_and_keeps_the_previous_file(project, instance):
     defs = defs_for(project)
     january = pipeline_plan(["2023-01"], panel=False)
     assert execute_plan(defs, instance, january).success
-    stored = project / "storage/assets/raw_events/2023-01-01.parquet"
+    stored = project / "storage/assets/sample/raw_events/2023-01-01.parquet"
     before = stored.read_bytes()
 
     path = project / "data/sample/events/2023-01.csv"
@@ -100,9 +129,9 @@ def test_panel_route_materialises_from_config_alone(instance, tmp_path):
     shutil.copytree(REPO / "data/public/meridian", root / "data/public/meridian")
     (root / "configs" / "m.yaml").write_text((REPO / "configs/meridian_national.yaml").read_text())
     defs = defs_for(root, "configs/m.yaml")
-    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    keys = {k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert "raw_events" not in keys and "weekly_panel" in keys
     summary = execute_plan(defs, instance, pipeline_plan([]))
     assert summary.success, summary.failures()
-    panel = read_panel(root / "storage" / "assets" / "weekly_panel.parquet")
+    panel = read_panel(root / "storage/assets/meridian_national/weekly_panel.parquet")
     assert len(panel.frame) == 156

@@ -17,7 +17,7 @@ from conversionflow_dagster.core.errors import ContractError, InputDataError
 from conversionflow_dagster.core.ingest.panel import build_panel_from_file
 from conversionflow_dagster.core.parameter_export import read_export
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
-from conversionflow_tests.conftest import REPO
+from conversionflow_tests.conftest import REPO, asset_key
 
 GEO_FILE = REPO / "data/public/meridian/geo_media.csv"
 MONTH = "2024-01"
@@ -89,14 +89,18 @@ def test_markets_are_fitted_independently_and_allocated_across(tmp_path, instanc
     summary = execute_plan(defs, instance, plan, log_level="WARNING")
     assert summary.success, summary.failures()
 
-    assets = tmp_path / "storage/assets"
+    assets = tmp_path / "storage/assets/meridian_geo"
     exports = {m: read_export(assets / f"parameter_export/{m}/{MONTH}-01.json") for m in MARKETS}
     for market in MARKETS:
         assert (assets / f"posterior_trace/{market}/{MONTH}-01.nc").is_file()
-        assert (tmp_path / f"storage/reports/{market}/{MONTH}/attribution_report.html").is_file()
+        assert (
+            tmp_path / f"storage/reports/meridian_geo/{market}/{MONTH}/attribution_report.html"
+        ).is_file()
     # Independent fits: each market's own scale, and different media effects.
     assert exports["Geo0"].scales.target != exports["Geo7"].scales.target
-    traces = instance.fetch_materializations(dg.AssetKey("posterior_trace"), limit=10).records
+    traces = instance.fetch_materializations(
+        asset_key(project="meridian_geo", name="posterior_trace"), limit=10
+    ).records
     assert {r.asset_materialization.metadata["market"].value for r in traces} == set(MARKETS)
 
     document = json.loads((assets / f"market_allocation/{MONTH}-01.json").read_text())
@@ -111,28 +115,24 @@ def test_markets_are_fitted_independently_and_allocated_across(tmp_path, instanc
     assert sum(v["optimised_spend"] for v in per_market.values()) == pytest.approx(current)
     checks = instance.get_latest_asset_check_evaluation_record
     for name in ("budget_exact", "bounds_respected", "not_worse_than_referee"):
-        record = checks(dg.AssetCheckKey(dg.AssetKey("market_allocation"), name))
+        record = checks(
+            dg.AssetCheckKey(asset_key(project="meridian_geo", name="market_allocation"), name)
+        )
         assert record.event.asset_check_evaluation.passed
 
     # Moving money between markets can only help: the joint optimum is at least the sum of
     # each market optimised alone with what it spends now (that split is a feasible plan).
-    from conversionflow_dagster.assets.allocation import allocation_spec
+    from conversionflow_dagster.core.allocation.optimiser import AllocationSpec
 
-    spec = allocation_spec(load_config(config_file).optimisation)
+    section = load_config(config_file).optimisation
     alone = 0.0
     for export in exports.values():
         budget = float(export.current_weekly_spend.sum() * 13)
-        result = allocate_scenarios(export, dataclass_replace(spec, budget=budget), [budget])
+        result = allocate_scenarios(export, AllocationSpec.from_section(section, budget), [budget])
         alone += result.results[0].optimised_draws.mean()
     joint = join_market_exports(exports)
     assert scenario["optimised_response"] >= alone * (1 - 1e-6)
     assert joint.n_draws == min(e.n_draws for e in exports.values())
-
-
-def dataclass_replace(spec, **changes):
-    import dataclasses
-
-    return dataclasses.replace(spec, **changes)
 
 
 def test_joined_exports_carry_each_markets_scale():

@@ -11,7 +11,7 @@ import yaml
 from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.core.synthetic.events import SyntheticSpec, simulate, write_sample
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
-from conversionflow_tests.conftest import REPO, SMALL_MONTHS
+from conversionflow_tests.conftest import REPO, SMALL_MONTHS, asset_key, write_config
 
 
 def test_a_too_short_fit_is_blocked_and_nothing_downstream_materialises(project, instance):
@@ -26,9 +26,9 @@ def test_a_too_short_fit_is_blocked_and_nothing_downstream_materialises(project,
     assert any(r.startswith("posterior_trace.min_ess_bulk:") and "[" in r for r in reasons)
     assert summary.skipped == ["stage 2 2023-05"]
     # the trace itself is recorded (blocking checks stop what is downstream, not the asset)
-    assert instance.get_materialized_partitions(dg.AssetKey("posterior_trace")) == {"2023-05-01"}
+    assert instance.get_materialized_partitions(asset_key("posterior_trace")) == {"2023-05-01"}
     for asset in ("parameter_export", "budget_allocation", "attribution_report"):
-        assert not instance.get_materialized_partitions(dg.AssetKey(asset)), asset
+        assert not instance.get_materialized_partitions(asset_key(asset)), asset
 
 
 def defs_channels(root):
@@ -56,7 +56,7 @@ def test_full_pipeline_on_the_sample_writes_a_scoped_report(sample_project, inst
 
     checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [
-            dg.AssetCheckKey(dg.AssetKey(a), n)
+            dg.AssetCheckKey(asset_key(a), n)
             for a, n in [
                 ("posterior_trace", "max_r_hat"),
                 ("posterior_trace", "min_ess_bulk"),
@@ -69,13 +69,13 @@ def test_full_pipeline_on_the_sample_writes_a_scoped_report(sample_project, inst
     assert {c.status.value for c in checks.values()} == {"SUCCEEDED"}
 
     allocation = json.loads(
-        (sample_project / "storage/assets/budget_allocation/2025-12-01.json").read_text()
+        (sample_project / "storage/assets/sample/budget_allocation/2025-12-01.json").read_text()
     )
-    main = next(s for s in allocation["scenarios"] if s["budget"] == allocation["main_budget"])
+    main = allocation["scenarios"][allocation["main_scenario"]]
     assert sum(c["optimised_spend"] for c in main["channels"]) == pytest.approx(2_500_000, rel=1e-6)
     assert main["optimised_response"] >= main["current_response"]
 
-    report_dir = sample_project / "storage/reports/2025-12"
+    report_dir = sample_project / "storage/reports/sample/2025-12"
     html = (report_dir / "attribution_report.html").read_text()
     document = json.loads((report_dir / "attribution_report.json").read_text())
     assert "5%" in html and "img" in html
@@ -83,12 +83,46 @@ def test_full_pipeline_on_the_sample_writes_a_scoped_report(sample_project, inst
     assert document  # the report's own tests compare its three formats number by number
 
     # Both generated lift tests fall in the fit window and calibrate it; the report says so.
-    [trace] = instance.fetch_materializations(dg.AssetKey("posterior_trace"), limit=1).records
+    [trace] = instance.fetch_materializations(asset_key("posterior_trace"), limit=1).records
     used = trace.asset_materialization.metadata["lift_tests_used"].value
     assert used == "LT-01-display, LT-02-email"
     assert 'id="section-lift-tests"' in html and "Used in fit" in html
     # Customer value over 180 days for every paid channel, in the report's LTV:CAC table.
-    value = pd.read_parquet(sample_project / "storage/assets/customer_value.parquet")
+    value = pd.read_parquet(sample_project / "storage/assets/sample/customer_value.parquet")
     assert list(value["channel"]) == list(defs_channels(sample_project))
     assert (value["customers"] > 100).all() and (value["ltv_low"] < value["ltv_high"]).all()
     assert 'id="section-customer-value"' in html
+
+
+SHORT_FIT = {"posterior_trace": {"chains": 2, "warmup": 30, "draws": 30}}
+LOOSE_GATES = {"max_r_hat": 10.0, "min_ess_bulk": 0, "min_ess_tail": 0, "max_divergences": 10**6}
+
+
+def test_loosened_gates_pass_and_the_report_says_so(project, instance):
+    """The report's diagnostics badge is the project's gates' verdict, not the defaults'."""
+    config = write_config(project, **{"model.gates": LOOSE_GATES})
+    defs = build_definitions(project, config)
+    plan = pipeline_plan(SMALL_MONTHS, fit_months=["2023-05"])
+    summary = execute_plan(defs, instance, plan, asset_config=SHORT_FIT, log_level="WARNING")
+    assert summary.success, summary.failures()
+    html = (project / "storage/reports/sample/2023-05/attribution_report.html").read_text()
+    assert 'id="diagnostics-status" class="status pass"' in html
+    assert "Diagnostics passed" in html
+    export = json.loads(
+        (project / "storage/assets/sample/parameter_export/2023-05-01.json").read_text()
+    )
+    assert export["diagnostics"]["passed"] is True
+
+
+def test_tightened_gates_block_and_are_read_per_run(project, instance):
+    """Gates tightened in the config after the code location loaded still block the run."""
+    config = write_config(project, **{"model.gates": LOOSE_GATES})
+    defs = build_definitions(project, config)
+    write_config(project, **{"model.gates": {**LOOSE_GATES, "min_ess_bulk": 10**7}})
+    plan = pipeline_plan(SMALL_MONTHS, fit_months=["2023-05"])
+    summary = execute_plan(defs, instance, plan, asset_config=SHORT_FIT, log_level="WARNING")
+    reasons = summary.failures()["stage 1 2023-05"]
+    assert any(r.startswith("posterior_trace.min_ess_bulk:") and "10000000" in r for r in reasons)
+    assert summary.skipped == ["stage 2 2023-05"]
+    for asset in ("parameter_export", "budget_allocation", "attribution_report"):
+        assert not instance.get_materialized_partitions(asset_key(asset)), asset

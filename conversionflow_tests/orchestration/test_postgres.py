@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from conversionflow_tests.conftest import REPO, SMALL_MONTHS, free_port
+from conversionflow_tests.conftest import REPO, SMALL_MONTHS, asset_key, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -151,7 +151,7 @@ def test_concurrent_month_runs_lose_no_events(project, postgres):
                 assert kinds.count("ASSET_CHECK_EVALUATION") == 9
                 assert kinds[-1] == dg.DagsterEventType.RUN_SUCCESS.value
             for asset in ("raw_events", "raw_spend"):
-                assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {
+                assert instance.get_materialized_partitions(asset_key(asset)) == {
                     f"{m}-01" for m in SMALL_MONTHS
                 }
     finally:

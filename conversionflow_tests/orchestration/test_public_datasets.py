@@ -2,12 +2,11 @@
 
 import shutil
 
-import dagster as dg
 import pytest
 
 from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
-from conversionflow_tests.conftest import REPO
+from conversionflow_tests.conftest import REPO, asset_key
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +26,12 @@ def test_stage1_passes_the_gates_with_holdout_metrics(tmp_path, instance, config
     plan = pipeline_plan([], fit_months=[month], stage2=False)
     summary = execute_plan(defs, instance, plan, log_level="WARNING")
     assert summary.success, summary.failures()
-    [record] = instance.fetch_materializations(dg.AssetKey("posterior_trace"), limit=1).records
+    project = config.removesuffix(".yaml")  # each bundled config's project name
+    trace_key = asset_key("posterior_trace", project)
+    [record] = instance.fetch_materializations(trace_key, limit=1).records
     metadata = record.asset_materialization.metadata
     assert metadata["holdout_crps"].value > 0
     assert 0 < metadata["holdout_mape"].value < 0.5
     assert metadata["max_r_hat"].value <= 1.01
     assert metadata["divergences"].value == 0
-    assert (tmp_path / f"storage/assets/parameter_export/{month}-01.json").is_file()
+    assert (tmp_path / f"storage/assets/{project}/parameter_export/{month}-01.json").is_file()

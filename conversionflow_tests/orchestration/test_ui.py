@@ -134,8 +134,8 @@ def test_launch_one_month_of_one_asset_like_the_ui(dagster_dev, project):
     rows = {e["label"]: e.get("intValue") for e in materialisation["metadataEntries"]}
     assert materialisation["partition"] == "2023-02-01"
     assert rows["dagster/row_count"] > 1000
-    assert (project / "storage/assets/raw_events/2023-02-01.parquet").is_file()
-    assert not (project / "storage/assets/raw_events/2023-01-01.parquet").exists()
+    assert (project / "storage/assets/sample/raw_events/2023-02-01.parquet").is_file()
+    assert not (project / "storage/assets/sample/raw_events/2023-01-01.parquet").exists()
 
 
 def dismiss_first_visit_dialog(page) -> None:

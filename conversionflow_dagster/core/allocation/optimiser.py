@@ -36,11 +36,12 @@ from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from conversionflow_dagster.core.allocation.response import ResponseModel
+from conversionflow_dagster.core.config import OptimisationSection
 from conversionflow_dagster.core.errors import ConversionflowError
 from conversionflow_dagster.core.parameter_export import ParameterExport
+from conversionflow_dagster.core.stats import finite_or_none, hdi
 
 OBJECTIVES = ("mean", "quantile", "mean_minus_k_sd")
-HDI_PROB = 0.94
 ROUNDING = 1e-9  # relative to the budget: bounds may miss the budget by this much
 AT_BOUND = 1e-6  # relative to the budget: closer than this to a bound counts as on it
 # GA operators, in share units (tuned on 20-channel exports: median GA/referee gap ~1e-5).
@@ -118,6 +119,65 @@ class AllocationSpec:
                 raise AllocationError(
                     f"channel {name!r} is both locked and given bounds; use one or the other"
                 )
+
+    @classmethod
+    def from_section(cls, section: OptimisationSection, budget: float) -> AllocationSpec:
+        """The spec of the config's ``optimisation`` section (after run-config overrides) for
+        ``budget``, resolved from the data by :func:`scenario_plan` when the config has none."""
+        return cls(
+            budget=budget,
+            horizon_weeks=section.horizon_weeks,
+            bounds_band=section.bounds_band,
+            bounds={name: (b.min, b.max) for name, b in section.bounds.items()},
+            locked=tuple(section.locked),
+            objective=section.objective,
+            quantile=section.quantile,
+            risk_k=section.risk_k,
+            population=section.population,
+            generations=section.generations,
+            seed=section.seed,
+        )
+
+
+# Scenarios when the config names none: a spread around the main budget.
+DEFAULT_SCENARIO_FACTORS = (0.8, 0.9, 1.0, 1.1, 1.25)
+
+
+@dataclass(frozen=True)
+class ScenarioPlan:
+    """The budgets to allocate, ascending, and which of them is the main plan."""
+
+    budgets: tuple[float, ...]
+    main: int  # index into budgets
+
+    @property
+    def main_budget(self) -> float:
+        return self.budgets[self.main]
+
+
+def current_budget(export: ParameterExport, horizon_weeks: int) -> float:
+    """What the current plan spends over the horizon: the exported current weekly spend."""
+    return float(export.current_weekly_spend.sum()) * horizon_weeks
+
+
+def scenario_plan(
+    main_budget: float | None, scenarios: Sequence[float] | None, current_budget: float
+) -> ScenarioPlan:
+    """Main budget and scenarios from config, each defaulting to the data, not to a sample.
+
+    ``main_budget`` None means the current spend over the horizon (``current_budget``);
+    ``scenarios`` None means :data:`DEFAULT_SCENARIO_FACTORS` times the main budget. The main
+    budget is always among the scenarios.
+    """
+    main = float(current_budget if main_budget is None else main_budget)
+    if not (math.isfinite(main) and main > 0):
+        raise AllocationError(
+            "optimisation.budget is not set and the data show no current spend over the "
+            "horizon: set optimisation.budget (money over optimisation.horizon_weeks)"
+        )
+    others = [main * f for f in DEFAULT_SCENARIO_FACTORS] if scenarios is None else scenarios
+    budgets = sorted({float(b) for b in others} | {main})
+    return ScenarioPlan(tuple(budgets), budgets.index(main))
 
 
 def _finite(x: Any) -> bool:
@@ -246,22 +306,6 @@ def project_to_budget(
     safe = np.where(drop > 0, drop, 1.0)
     tau = np.where(drop > 0, t0 + (s0 - total) * (t1 - t0) / safe, t0)
     return np.clip(x - tau, lower, upper)
-
-
-def hdi(draws: np.ndarray, prob: float = HDI_PROB) -> np.ndarray:
-    """Narrowest interval holding ``prob`` of the draws on the last axis: (..., D) -> (..., 2).
-
-    Same convention as ``arviz.hdi`` for unimodal samples, without importing arviz.
-    """
-    ordered = np.sort(np.asarray(draws, dtype=float), axis=-1)
-    n = ordered.shape[-1]
-    inside = int(np.floor(prob * n))
-    widths = ordered[..., inside:] - ordered[..., : n - inside]
-    start = np.argmin(widths, axis=-1)[..., None]
-    return np.concatenate(
-        [np.take_along_axis(ordered, start, -1), np.take_along_axis(ordered, start + inside, -1)],
-        axis=-1,
-    )
 
 
 @dataclass(frozen=True)
@@ -494,13 +538,13 @@ class AllocationResult:
             "horizon_weeks": self.horizon_weeks,
             "objective": self.objective,
             "current_response": float(self.current_draws.mean()),
-            "current_response_hdi": current.tolist(),
+            "current_response_hdi": list(current),
             "optimised_response": float(self.optimised_draws.mean()),
-            "optimised_response_hdi": optimised.tolist(),
+            "optimised_response_hdi": list(optimised),
             "uplift_mean": float(self.uplift.mean()),
-            "uplift_hdi": uplift.tolist(),
+            "uplift_hdi": list(uplift),
             "p_uplift_positive": self.p_uplift_positive,
-            "marginal_return": _json_float(self.marginal_return),
+            "marginal_return": finite_or_none(self.marginal_return),
             "objective_value": self.objective_value,
             "ga_value": self.ga_value,
             "referee_value": self.referee_value,
@@ -515,10 +559,6 @@ class AllocationResult:
             "channels": _records(self.channels),
             "uplift_draws": self.uplift.tolist(),
         }
-
-
-def _json_float(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -638,12 +678,18 @@ class ScenarioResult:
     """Several budgets: one allocation each, a comparison table and a response curve."""
 
     results: tuple[AllocationResult, ...]
-    table: pd.DataFrame  # one row per requested budget
+    table: pd.DataFrame  # one row per requested budget; "main" flags the main plan's row
     curve: pd.DataFrame  # budget grid: optimised expected response and marginal return
     runtime_s: float
+    main: int = 0  # index of the main plan in results and table
+
+    @property
+    def main_result(self) -> AllocationResult:
+        return self.results[self.main]
 
     def to_document(self) -> dict[str, Any]:
         return {
+            "main_scenario": self.main,
             "table": _records(self.table),
             "curve": _records(self.curve),
             "scenarios": [r.to_document() for r in self.results],
@@ -716,18 +762,24 @@ def allocate_scenarios(
     spec: AllocationSpec,
     budgets: Sequence[float],
     curve_points: int = 21,
+    main: int = 0,
 ) -> ScenarioResult:
     """Allocate each budget (GA + referee) and trace the response curve from half the smallest
-    to 1.5 times the largest budget."""
+    to 1.5 times the largest budget; ``budgets[main]`` is the main plan."""
     if len(budgets) == 0:
         raise AllocationError("budgets: expected at least one scenario budget")
+    if not 0 <= main < len(budgets):
+        raise AllocationError(f"main: expected an index into the {len(budgets)} budgets")
     started = time.perf_counter()
     models = _models(export)
     results = tuple(_allocate(export, replace(spec, budget=float(b)), *models) for b in budgets)
     grid = np.linspace(0.5 * min(budgets), 1.5 * max(budgets), curve_points)
     return ScenarioResult(
         results=results,
-        table=pd.DataFrame([_scenario_row(r) for r in results]),
+        table=pd.DataFrame([_scenario_row(r) for r in results]).assign(
+            main=[i == main for i in range(len(results))]
+        ),
         curve=_response_curve(export, spec, grid, *models),
         runtime_s=time.perf_counter() - started,
+        main=main,
     )

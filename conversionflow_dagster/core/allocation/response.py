@@ -1,70 +1,22 @@
 """Steady-state weekly response of each channel to a constant weekly spend, per posterior draw.
 
-Implements the response formulas of docs/contracts.md. A budget plan holds the weekly spend
-constant, so geometric adstock reaches its steady state, ``a = u * factor`` with ``u = x / scale``.
-Both saturation curves satisfy ``s(m * x; theta) = s(x; theta')`` (logistic: ``lam' = lam * m``;
-Hill: ``k' = k / m``), so :class:`ResponseModel` folds the spend scale and the adstock factor into
+Implements the response formulas of docs/contracts.md with the NumPy forms of the transform
+registry (core/model/transforms.py). A budget plan holds the weekly spend constant, so the adstock
+reaches its steady state, ``a = u * factor`` with ``u = x / scale``. Every saturation curve
+satisfies ``s(m * x; theta) = s(x; theta')`` (e.g. logistic: ``lam' = lam * m``; Hill:
+``k' = k / m``), so :class:`ResponseModel` folds the spend scale and the adstock factor into
 per-draw parameters in money units once, and evaluating a plan costs one saturation call on a
 (..., C, D) array: this is the genetic algorithm's fitness hot path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from conversionflow_dagster.core.model.transforms import ADSTOCKS, SATURATIONS
 from conversionflow_dagster.core.parameter_export import ParameterExport
-
-
-def steady_state_adstock(decay: np.ndarray, max_lag: int, normalize: bool) -> np.ndarray:
-    """Adstock of a constant unit spend: 1 if normalised, else sum_{l<max_lag} decay^l."""
-    decay = np.asarray(decay, dtype=float)
-    if normalize:
-        return np.ones_like(decay)
-    return np.sum(decay[..., None] ** np.arange(max_lag), axis=-1)
-
-
-def logistic_saturation(a: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """(1 - exp(-lam a)) / (1 + exp(-lam a)), computed as tanh(lam a / 2) (no overflow)."""
-    return np.tanh(0.5 * lam * a)
-
-
-def logistic_slope(a: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """d/da of the logistic saturation."""
-    t = logistic_saturation(a, lam)
-    return 0.5 * lam * (1.0 - t * t)
-
-
-def _hill_odds(a: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """(k / a)^n through logs: +inf at a = 0, and no overflow warning for tiny a."""
-    with np.errstate(divide="ignore", over="ignore"):
-        return np.exp(n * (np.log(k) - np.log(a)))
-
-
-def hill_saturation(a: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """a^n / (k^n + a^n), computed as 1 / (1 + (k/a)^n): exact in both tails, 0 at a = 0."""
-    return 1.0 / (1.0 + _hill_odds(a, k, n))
-
-
-def hill_slope(a: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """d/da of the Hill saturation, n s (1 - s) / a.
-
-    At a = 0 the slope is infinite for n < 1, so it is taken at a = 1e-12 k instead: zero spend
-    to any practical precision, and a large but finite gradient for the optimiser.
-    """
-    a = np.maximum(a, 1e-12 * k)
-    odds = _hill_odds(a, k, n)
-    with np.errstate(divide="ignore"):
-        return n / a / (1.0 + odds) / (1.0 + 1.0 / odds)
-
-
-# saturation type -> (curve, slope), both called as f(a, *parameters)
-SATURATIONS: dict[str, tuple[Callable, Callable]] = {
-    "logistic": (logistic_saturation, logistic_slope),
-    "hill": (hill_saturation, hill_slope),
-}
 
 
 @dataclass(frozen=True)
@@ -80,14 +32,15 @@ class ResponseModel:
     def from_export(cls, export: ParameterExport) -> ResponseModel:
         draws = export.draws  # each (D, C)
         adstock = export.model["adstock"]
-        factor = steady_state_adstock(
-            draws["adstock_decay"], adstock["max_lag"], adstock["normalize"]
+        form = ADSTOCKS[adstock["type"]]
+        factor = form.numpy_steady_state(
+            *(draws[p] for p in form.param_names), adstock["max_lag"], adstock["normalize"]
         )
         money_to_adstock = factor / export.spend_scale  # (D, C): a = x * money_to_adstock
-        if export.saturation == "logistic":
-            params = (draws["saturation_lam"] * money_to_adstock,)
-        else:
-            params = (draws["hill_k"] / money_to_adstock, draws["hill_n"])
+        saturation = SATURATIONS[export.saturation]
+        params = saturation.to_money_units(
+            money_to_adstock, *(draws[p] for p in saturation.param_names)
+        )
         return cls(
             channels=export.channel_names,
             saturation=export.saturation,
@@ -114,9 +67,9 @@ class ResponseModel:
 
     def _saturation(self, weekly_spend: np.ndarray, slope: bool = False) -> np.ndarray:
         """Saturation, or its slope, at (..., C) weekly spend -> (..., C, D)."""
-        curve, derivative = SATURATIONS[self.saturation]
+        form = SATURATIONS[self.saturation]
         x = np.asarray(weekly_spend, dtype=self.gain.dtype)[..., None]  # (..., C, 1)
-        return (derivative if slope else curve)(x, *self.params)
+        return (form.numpy_slope if slope else form.numpy_curve)(x, *self.params)
 
     def response(self, weekly_spend: np.ndarray) -> np.ndarray:
         """Weekly response per draw and channel: (..., C) spend -> (..., D, C)."""

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from conversionflow_dagster.core.errors import ContractError, InputDataError
+from conversionflow_dagster.core.stats import INTERVAL_PROB
 
 EVENT_COLUMNS = ("customer_id", "timestamp", "touchpoint", "conversion", "value")
 ORGANIC = "organic"
@@ -472,7 +473,7 @@ def channel_value_table(
     rule: Rule = "first_touch",
     n_boot: int = 1000,
     seed: int = 0,
-    interval: float = 0.94,
+    interval: float = INTERVAL_PROB,
 ) -> pd.DataFrame:
     """LTV, CAC, LTV:CAC and payback per paid channel, with bootstrap intervals.
 

@@ -22,8 +22,10 @@ from conversionflow_dagster.core.ingest.tables import (
     parse_numbers,
     parse_timestamps,
     read_table,
+    refuse_duplicates,
     require_columns,
 )
+from conversionflow_dagster.core.stats import hdi
 
 LIFT_COLUMNS = {
     "test_id": "test_id",
@@ -94,16 +96,6 @@ def rate_posterior(
     return BetaPosterior(prior[0] + conversions, prior[1] + size - conversions)
 
 
-def hdi(samples: np.ndarray, prob: float = 0.94) -> tuple[float, float]:
-    """Narrowest interval holding ``prob`` of the samples."""
-    ordered = np.sort(samples)
-    width = int(np.ceil(prob * len(ordered)))
-    starts = ordered[: len(ordered) - width + 1]
-    ends = ordered[width - 1 :]
-    best = int(np.argmin(ends - starts))
-    return float(starts[best]), float(ends[best])
-
-
 def read_lift_tests(path: str | Path, channels: Sequence[str] | None = None) -> pd.DataFrame:
     """Read and validate a lift-test file: one row per test, impossible counts refused, and
     (given ``channels``) a test of a channel that is not configured refused."""
@@ -111,7 +103,7 @@ def read_lift_tests(path: str | Path, channels: Sequence[str] | None = None) -> 
     require_columns(table, LIFT_COLUMNS, "lift test file")
     frame = pd.DataFrame(
         {
-            "test_id": parse_labels(table, "test_id"),
+            "test_id": parse_labels(table, "test_id", refuse_null_text=True),
             "channel": parse_labels(table, "channel"),
             "start": parse_timestamps(table, "start"),
             "end": parse_timestamps(table, "end"),
@@ -124,6 +116,7 @@ def read_lift_tests(path: str | Path, channels: Sequence[str] | None = None) -> 
     if "spend_change" in table.frame:
         frame["spend_change"] = parse_numbers(table, "spend_change", blank_as_zero=True)
     _refuse_impossible(table, frame)
+    _refuse_repeats(table, frame)
     if channels is not None:
         unknown = ~frame["channel"].isin(list(channels)).to_numpy()
         if unknown.any():
@@ -158,6 +151,18 @@ def _refuse_impossible(table: Table, frame: pd.DataFrame) -> None:
     if backwards.any():
         index = int(np.flatnonzero(backwards)[0])
         raise table.error("expected end on or after start", index=index, column="end")
+
+
+def _refuse_repeats(table: Table, frame: pd.DataFrame) -> None:
+    """Refuse a test listed twice (same test_id, or the same figures under another id): its
+    evidence would count twice in the analysis and the calibration."""
+    refuse_duplicates(table, frame[["test_id"]], "test_id", "one row per test_id")
+    refuse_duplicates(
+        table,
+        frame.drop(columns="test_id"),
+        "test_id",
+        "each test once (this row has the same channel, dates and counts under another test_id)",
+    )
 
 
 def analyse_lift_tests(

@@ -24,7 +24,12 @@ def control_columns(table: Table, controls: ControlsSection) -> pd.DataFrame:
             for level in levels:
                 out[f"{CONTROL_PREFIX}{name}={level}"] = (labels == level).astype(float)
         else:
-            out[f"{CONTROL_PREFIX}{name}"] = parse_numbers(table, series.column)
+            out[f"{CONTROL_PREFIX}{name}"] = parse_numbers(
+                table,
+                series.column,
+                blank_as_zero=controls.blank_as_zero,
+                blank_key="controls.blank_as_zero",
+            )
     return pd.DataFrame(out, index=table.frame.index)
 
 

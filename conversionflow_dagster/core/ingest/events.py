@@ -7,12 +7,13 @@ plus ``source_file`` and ``line`` so every later message can point back into the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from conversionflow_dagster.core.config import EventsSource
+from conversionflow_dagster.core.config import EventsSource, ProjectConfig
 from conversionflow_dagster.core.errors import InputDataError
 from conversionflow_dagster.core.ingest.tables import (
     Table,
@@ -56,14 +57,14 @@ def parse_events(table: Table, source: EventsSource) -> pd.DataFrame:
     require_columns(table, columns, "sources.events.columns")
     frame = pd.DataFrame(
         {
-            "customer_id": parse_labels(table, columns["customer_id"]),
+            "customer_id": parse_labels(table, columns["customer_id"], refuse_null_text=True),
             "timestamp": parse_timestamps(table, columns["timestamp"]),
-            "touchpoint": parse_labels(table, columns["touchpoint"]),
+            "touchpoint": parse_labels(table, columns["touchpoint"], refuse_null_text=True),
             "conversion": parse_binary(table, columns["conversion"]),
             "value": parse_numbers(table, columns["value"], blank_as_zero=True, non_negative=True),
         }
     )
-    frame["line"] = np.arange(len(frame), dtype=np.int32) + table.first_row
+    frame["line"] = table.lines.astype(np.int32)
     frame["source_file"] = pd.Categorical([table.path.name] * len(frame))
     return frame
 
@@ -86,6 +87,34 @@ def read_month_events(template: Path, source: EventsSource, month: str) -> pd.Da
         events = events.drop_duplicates(subset=EVENT_KEY)
     events["touchpoint"] = events["touchpoint"].astype("category")
     return events.reset_index(drop=True)
+
+
+def refuse_misspelt_touchpoints(events: pd.DataFrame, config: ProjectConfig) -> None:
+    """Refuse a touchpoint that matches a configured one except for case, spaces or separators.
+
+    Touchpoints map to channels by exact name, so 'Search_Touch' in the log for a configured
+    'search_touch' would silently count as organic.
+    """
+    mapping = config.touchpoint_channel()
+    configured = {_spelling(tp): tp for tp in mapping}
+    for touchpoint in map(str, events["touchpoint"].dropna().unique()):
+        match = configured.get(_spelling(touchpoint))
+        if match is None or touchpoint in mapping:
+            continue
+        first = events.loc[(events["touchpoint"] == touchpoint).to_numpy()].iloc[0]
+        raise InputDataError(
+            first["source_file"],
+            f"touchpoint {touchpoint!r} differs from the configured {match!r} "
+            f"(channels.{mapping[match]}.touchpoints) only in case, spaces or separators; "
+            "touchpoints are matched exactly, so these events would count as organic. Use one "
+            "spelling in the file and the config",
+            row=int(first["line"]),
+            column=config.sources.events.columns.touchpoint,
+        )
+
+
+def _spelling(name: str) -> str:
+    return re.sub(r"[\s_-]+", "", name).lower()
 
 
 def event_rules(events: pd.DataFrame, month: str) -> list[CheckOutcome]:

@@ -28,6 +28,7 @@ from conversionflow_dagster.core.ingest.controls import (
     control_columns,
     required_control_columns,
 )
+from conversionflow_dagster.core.ingest.events import refuse_misspelt_touchpoints
 from conversionflow_dagster.core.ingest.tables import (
     Table,
     parse_numbers,
@@ -35,6 +36,7 @@ from conversionflow_dagster.core.ingest.tables import (
     read_table,
     require_columns,
 )
+from conversionflow_dagster.core.months import month_start, months_between, next_month_start
 from conversionflow_dagster.core.rules import CheckOutcome
 
 SPEND_PREFIX = "spend__"
@@ -89,17 +91,14 @@ def week_floor(stamps: pd.Series, week_start_index: int) -> pd.Series:
 
 def complete_weeks(first_month: str, last_month: str, week_start_index: int) -> pd.DatetimeIndex:
     """Weeks lying entirely inside the months ``first_month``..``last_month``."""
-    start = pd.Timestamp(f"{first_month}-01")
-    end = pd.Timestamp(f"{last_month}-01") + pd.offsets.MonthBegin(1)
+    start, end = month_start(first_month), next_month_start(last_month)
     first = start + pd.Timedelta(days=(week_start_index - start.weekday()) % 7)
     count = (end - first).days // 7
     return pd.date_range(first, periods=max(count, 0), freq="7D")
 
 
 def _contiguous_months(months: list[str], what: str) -> None:
-    periods = pd.PeriodIndex(months, freq="M")
-    expected = pd.period_range(periods.min(), periods.max(), freq="M")
-    gaps = sorted(set(expected.strftime("%Y-%m")) - set(months))
+    gaps = sorted(set(months_between(min(months), max(months))) - set(months))
     if gaps:
         shown = ", ".join(gaps[:6]) + (f" ... ({len(gaps)} in all)" if len(gaps) > 6 else "")
         raise ContractError(
@@ -119,6 +118,8 @@ def build_panel_from_events(
     if not months:
         raise ContractError("no raw_events partitions are materialised yet")
     _contiguous_months(months, "raw_events")
+    for month in months:
+        refuse_misspelt_touchpoints(events_by_month[month], config)
     if spend_by_month is not None and sorted(spend_by_month) != months:
         raise ContractError(
             f"raw_spend months {sorted(spend_by_month)} differ from raw_events months {months}; "
@@ -273,9 +274,10 @@ def _refuse_duplicate_weeks(table, weeks: pd.Series, column: str) -> None:
     duplicated = weeks.duplicated().to_numpy()
     if duplicated.any():
         index = int(np.flatnonzero(duplicated)[0])
+        first = int(np.flatnonzero((weeks == weeks.iloc[index]).to_numpy())[0])
         raise table.error(
-            f"two rows fall in the week starting {weeks.iloc[index].date()}; "
-            "expected one row per week",
+            f"two rows fall in the week starting {weeks.iloc[index].date()} "
+            f"({table.row_kind} {table.lines[first]} and this one); expected one row per week",
             index=index,
             column=column,
         )
@@ -309,13 +311,18 @@ def build_panel_from_file(
         parse_timestamps(table, panel_cfg.columns.date), config.project.week_start_index
     )
     _refuse_duplicate_weeks(table, weeks, panel_cfg.columns.date)
-    columns = {}
-    for name, channel in config.channels.items():
-        columns[SPEND_PREFIX + name] = parse_numbers(table, channel.spend_column, non_negative=True)
-    for name, column in touch_columns.items():
-        columns[TOUCHES_PREFIX + name] = parse_numbers(table, column, non_negative=True)
-    for target, column in targets.items():
-        columns[target] = parse_numbers(table, column, non_negative=True)
+    numbers = {SPEND_PREFIX + n: c.spend_column for n, c in config.channels.items()}
+    numbers |= {TOUCHES_PREFIX + n: c for n, c in touch_columns.items()} | targets
+    columns = {
+        key: parse_numbers(
+            table,
+            column,
+            blank_as_zero=panel_cfg.blank_as_zero,
+            blank_key="sources.panel.blank_as_zero",
+            non_negative=True,
+        )
+        for key, column in numbers.items()
+    }
     frame = pd.DataFrame(columns).join(control_columns(table, config.controls))
     frame.index = pd.DatetimeIndex(weeks, name="week_start")
     frame = frame.sort_index()
@@ -463,7 +470,7 @@ def panel_window(panel: WeeklyPanel, as_of_month: str, window_weeks: int) -> Wee
     Fitting "as of" a month on a trailing window is what makes a backfill over months a
     parameter-stability study: each month sees only the data that existed then.
     """
-    month_end = pd.Timestamp(f"{as_of_month}-01") + pd.offsets.MonthBegin(1)
+    month_end = next_month_start(as_of_month)
     visible = panel.frame.loc[panel.frame.index + WEEK <= month_end]
     if visible.empty:
         raise ContractError(f"the weekly panel has no complete week up to the end of {as_of_month}")

@@ -14,12 +14,14 @@ import pandas as pd
 from conversionflow_dagster.core.config import ProjectConfig
 from conversionflow_dagster.core.errors import InputDataError
 from conversionflow_dagster.core.ingest.events import is_per_month, month_file
+from conversionflow_dagster.core.ingest.panel import week_floor
 from conversionflow_dagster.core.ingest.tables import (
     Table,
     parse_labels,
     parse_numbers,
     parse_timestamps,
     read_table,
+    refuse_duplicates,
     require_columns,
 )
 from conversionflow_dagster.core.rules import (
@@ -31,6 +33,7 @@ from conversionflow_dagster.core.rules import (
 )
 
 SPEND_SCHEMA = {"date": "M", "channel": "OU", "spend": "f"}
+BLANK_KEY = "sources.spend.blank_as_zero"
 
 
 def fed_channels(config: ProjectConfig) -> list[str]:
@@ -62,13 +65,27 @@ def _long(table: Table, config: ProjectConfig) -> pd.DataFrame:
                 f"{sorted(fed)} (add it under 'channels' in the config)"
             )
         raise table.error(problem, index=index, column=cols.channel)
+    dates = parse_timestamps(table, cols.date)
+    refuse_duplicates(
+        table,
+        pd.DataFrame({"date": dates, "channel": channel}),
+        cols.date,
+        "one row per date and channel (add the two up in the file if both are real)",
+    )
     return pd.DataFrame(
         {
-            "date": parse_timestamps(table, cols.date),
+            "date": dates,
             "channel": channel,
-            "spend": parse_numbers(table, cols.spend, non_negative=True),
-            "line": np.arange(len(table.frame), dtype=np.int32) + table.first_row,
+            "spend": _spend(table, cols.spend, config),
+            "line": table.lines.astype(np.int32),
         }
+    )
+
+
+def _spend(table: Table, column: str, config: ProjectConfig) -> pd.Series:
+    blank_as_zero = config.sources.spend.blank_as_zero
+    return parse_numbers(
+        table, column, blank_as_zero=blank_as_zero, blank_key=BLANK_KEY, non_negative=True
     )
 
 
@@ -81,13 +98,19 @@ def _wide(table: Table, config: ProjectConfig) -> pd.DataFrame:
         "channels / sources.spend.columns",
     )
     dates = parse_timestamps(table, date_col)
-    lines = np.arange(len(table.frame), dtype=np.int32) + table.first_row
+    refuse_duplicates(
+        table,
+        pd.DataFrame({"date": dates}),
+        date_col,
+        "one row per date (add the two up in the file if both are real)",
+    )
+    lines = table.lines.astype(np.int32)
     frames = [
         pd.DataFrame(
             {
                 "date": dates,
                 "channel": name,
-                "spend": parse_numbers(table, column, blank_as_zero=True, non_negative=True),
+                "spend": _spend(table, column, config),
                 "line": lines,
             }
         )
@@ -108,9 +131,32 @@ def read_month_spend(template: Path, config: ProjectConfig, month: str) -> pd.Da
         spend = spend.loc[~in_month_mask(spend["date"], month)]
         if spend.empty:
             raise InputDataError(path, f"no spend rows dated in month {month}")
+    if config.sources.spend.layout == "long" and not config.sources.spend.blank_as_zero:
+        _refuse_missing_weeks(path, spend.loc[~in_month_mask(spend["date"], month)], config)
     spend["channel"] = spend["channel"].astype("category")
     spend["source_file"] = pd.Categorical([path.name] * len(spend))
     return spend.reset_index(drop=True)
+
+
+def _refuse_missing_weeks(path: Path, spend: pd.DataFrame, config: ProjectConfig) -> None:
+    """Refuse a week in which some channels have spend rows and a fed channel has none.
+
+    The panel would read the missing week as 0 spent, which for a feed is more often lost data.
+    Rows dated outside the month are left to the ``dates_in_month`` check.
+    """
+    weeks = week_floor(spend["date"], config.project.week_start_index)
+    present = set(zip(weeks, spend["channel"].astype(str), strict=True))
+    for week in sorted(weeks.unique()):
+        for channel in fed_channels(config):
+            if (week, channel) not in present:
+                raise InputDataError(
+                    path,
+                    f"channel {channel!r} has no spend row in the week starting "
+                    f"{week.date()}, while other channels do; expected a row per channel and "
+                    f"week (write 0 where nothing was spent, or set {BLANK_KEY}: true to read "
+                    "a missing week as 0)",
+                    column=config.sources.spend.columns.channel,
+                )
 
 
 def spend_rules(spend: pd.DataFrame, month: str) -> list[CheckOutcome]:

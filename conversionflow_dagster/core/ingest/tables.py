@@ -6,7 +6,9 @@ by its line and column instead of surfacing as a pandas exception from deep insi
 
 from __future__ import annotations
 
+import csv
 import difflib
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,23 @@ import pandas as pd
 
 from conversionflow_dagster.core.errors import InputDataError
 
+MAX_ABS = 1e15  # larger magnitudes are taken as a unit or export mistake, not data
+# Text that databases and spreadsheets write for a missing value (compared in lower case).
+NULL_TEXT = frozenset(
+    {"nan", "-nan", "null", "none", "nil", "na", "n/a", "#n/a", "#na", "<na>", "nat"}
+)
+NULL_LENGTH = max(map(len, NULL_TEXT))
+# Magic bytes of files that are not plain-text CSV, with what to do about them.
+NOT_TEXT = {
+    b"\x1f\x8b": ("gzip-compressed data", "decompress it first (e.g. `gunzip FILE`)"),
+    b"PK\x03\x04": (
+        "a ZIP archive (an Excel .xlsx workbook?)",
+        "export the sheet as 'CSV UTF-8' or unzip the file",
+    ),
+}
+DELIMITERS = {";": "';'", "\t": "a tab"}  # what a spreadsheet may use instead of ','
+PARTIAL_DATE = r"\s*(\d{1,2}|\d{4}(-?\d{2})?)\s*"  # a month number, a year, a year-month
+
 
 @dataclass(frozen=True)
 class Table:
@@ -23,31 +42,21 @@ class Table:
 
     path: Path
     frame: pd.DataFrame
-    first_row: int  # number of the first data row: 2 for CSV (after the header), 1 for Parquet
+    lines: np.ndarray  # each row's line in the file (CSV, header = line 1) or row (Parquet)
     row_kind: str  # "line" for CSV, "row" for Parquet
-    positions: np.ndarray | None = None  # a subset's rows' positions in the file (None: all)
 
     def error(self, problem: str, *, index: int | None = None, column: str | None = None):
-        if index is not None and self.positions is not None:
-            index = int(self.positions[index])
-        row = None if index is None else self.first_row + index
+        row = None if index is None else int(self.lines[index])
         return InputDataError(self.path, problem, row=row, column=column, row_kind=self.row_kind)
 
     def subset(self, keep: np.ndarray) -> Table:
         """The rows where ``keep`` is true; errors still name their line in the file."""
-        positions = np.arange(len(self.frame)) if self.positions is None else self.positions
-        return Table(
-            self.path,
-            self.frame.loc[keep].reset_index(drop=True),
-            self.first_row,
-            self.row_kind,
-            positions[keep],
-        )
+        frame = self.frame.loc[keep].reset_index(drop=True)
+        return Table(self.path, frame, self.lines[keep], self.row_kind)
 
 
-def _utf8_error(path: Path) -> InputDataError:
+def _utf8_error(path: Path, raw: bytes) -> InputDataError:
     """Locate the first byte that is not UTF-8 (pandas reports offsets within a chunk)."""
-    raw = path.read_bytes()
     try:
         raw.decode("utf-8")
         start = 0
@@ -63,8 +72,97 @@ def _utf8_error(path: Path) -> InputDataError:
     )
 
 
+def _delimiter_hint(header: str) -> str:
+    """A hint when a header looks delimited by something other than ',' (else '')."""
+    for delimiter, name in DELIMITERS.items():
+        if delimiter in header:
+            return (
+                f"; the header contains {name}, so the file seems to use {name} as its "
+                "delimiter: save it comma-separated"
+            )
+    return ""
+
+
+def _records(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Line number (header = 1) and field count of each non-blank record of a CSV file.
+
+    pandas numbers records, not lines, so a quoted value spanning lines would shift every later
+    line number. Without quotes (or lone carriage returns) each line is one record and numpy
+    counts its commas; otherwise the csv module follows the quotes.
+    """
+    data = np.frombuffer(raw, dtype=np.uint8)
+    returns = np.flatnonzero(data == ord("\r"))
+    lone_return = len(returns) and (
+        returns[-1] == len(data) - 1 or (data[returns + 1] != ord("\n")).any()
+    )
+    if b'"' in raw or lone_return:
+        return _records_quoted(raw.decode("utf-8"))
+    ends = np.flatnonzero(data == ord("\n"))
+    if not raw.endswith(b"\n"):
+        ends = np.append(ends, len(raw))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    commas = (data == ord(",")).view(np.uint8)
+    fields = np.add.reduceat(commas, starts, dtype=np.int32) + 1
+    blank = np.zeros(len(ends), dtype=bool)
+    for i in np.flatnonzero(fields == 1):  # only blank lines, unless the file has one column
+        blank[i] = not raw[starts[i] : ends[i]].strip()
+    return np.flatnonzero(~blank) + 1, fields[~blank]
+
+
+def _records_quoted(text: str) -> tuple[np.ndarray, np.ndarray]:
+    source = io.StringIO(text, newline="")
+    current = ""
+
+    def lines():
+        nonlocal current
+        for line in source:
+            current = line
+            yield line
+
+    reader = csv.reader(lines(), skipinitialspace=True)  # as pandas reads it
+    numbers, fields, read = [], [], 0
+    for record in reader:
+        first, read = read + 1, reader.line_num
+        if record and (record != [""] or current.strip()):
+            numbers.append(first)
+            fields.append(len(record))
+    return np.array(numbers, dtype=np.int64), np.array(fields, dtype=np.int64)
+
+
+def _check_fields(path: Path, raw: bytes) -> np.ndarray:
+    """The line of each data row; refuse rows with more or fewer fields than the header.
+
+    pandas pads a short row with blanks (read later as 0) and, when a row has one field too
+    many, takes the first column as an index, so every column shifts and errors blame the
+    wrong one.
+    """
+    try:
+        numbers, fields = _records(raw)
+    except csv.Error as error:
+        raise InputDataError(path, f"not a well-formed CSV file: {error}") from None
+    if not len(fields):
+        raise InputDataError(path, "file is empty; expected a header row and data rows")
+    wrong = np.flatnonzero(fields != fields[0])
+    if len(wrong):
+        i = int(wrong[0])
+        found, expected = int(fields[i]), int(fields[0])
+        cause = (
+            "is a value missing or the line cut short?"
+            if found < expected
+            else "does a value contain an unquoted ','? Put it in double quotes"
+        )
+        header = raw.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+        raise InputDataError(
+            path,
+            f"expected {expected} fields as in the header, found {found}; {cause}"
+            f"{_delimiter_hint(header)}",
+            row=int(numbers[i]),
+        )
+    return numbers[1:]
+
+
 def read_table(path: str | Path) -> Table:
-    """Read a CSV (as text) or Parquet file; refuse missing, empty and non-UTF-8 files."""
+    """Read a CSV (as text) or Parquet file; refuse missing, empty, non-UTF-8 and ragged files."""
     path = Path(path)
     if not path.is_file():
         raise InputDataError(path, "file not found")
@@ -75,22 +173,40 @@ def read_table(path: str | Path) -> Table:
             frame = pd.read_parquet(path)
         except Exception as error:  # pyarrow raises several unrelated types
             raise InputDataError(path, f"cannot read Parquet file: {error}") from None
-        table = Table(path, frame, first_row=1, row_kind="row")
+        table = Table(path, frame, np.arange(1, len(frame) + 1), row_kind="row")
     else:
+        raw = path.read_bytes()
+        for magic, (kind, remedy) in NOT_TEXT.items():
+            if raw.startswith(magic):
+                raise InputDataError(
+                    path,
+                    f"file looks like {kind} (it starts with bytes {magic.hex(' ')}), not a "
+                    f"plain-text CSV; {remedy} and point the config at the plain CSV",
+                )
         try:
+            lines = _check_fields(path, raw)
             frame = pd.read_csv(
-                path, dtype=str, keep_default_na=False, encoding="utf-8", skipinitialspace=True
+                io.BytesIO(raw),
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8",
+                skipinitialspace=True,
             )
         except UnicodeDecodeError:
-            raise _utf8_error(path) from None
+            raise _utf8_error(path, raw) from None
         except pd.errors.EmptyDataError:
             raise InputDataError(
                 path, "file is empty; expected a header row and data rows"
             ) from None
         except pd.errors.ParserError as error:
             raise InputDataError(path, f"not a well-formed CSV file: {error}") from None
+        if len(lines) != len(frame):  # a quoting quirk the record count did not follow
+            raise InputDataError(
+                path,
+                f"not a well-formed CSV file: {len(frame)} rows read from {len(lines)} records",
+            )
         frame.columns = [str(c).strip() for c in frame.columns]
-        table = Table(path, frame, first_row=2, row_kind="line")
+        table = Table(path, frame, lines, row_kind="line")
     if table.frame.empty:
         raise InputDataError(path, "file has a header but no data rows")
     return table
@@ -110,15 +226,42 @@ def require_columns(table: Table, mapping: Mapping[str, str], config_key: str) -
     raise table.error(
         f"missing column(s) {', '.join(parts)}; the file has columns {present}. "
         f"Rename the column in the file or map it in the config under {config_key}"
+        f"{_delimiter_hint(''.join(present))}"
     )
 
 
-def _first_bad(table: Table, mask: np.ndarray, column: str, expected: str) -> InputDataError:
+def refuse_duplicates(table: Table, keys: pd.DataFrame, column: str, expected: str) -> None:
+    """Refuse rows whose ``keys`` repeat an earlier row's, naming both lines."""
+    repeated = keys.duplicated().to_numpy()
+    if not repeated.any():
+        return
+    index = int(np.flatnonzero(repeated)[0])
+    same = (keys == keys.iloc[index]).all(axis=1).to_numpy()
+    first = int(table.lines[int(np.flatnonzero(same)[0])])
+    shown = ", ".join(f"{k} {_shown(v)}" for k, v in keys.iloc[index].items())
+    raise table.error(
+        f"{shown} repeats {table.row_kind} {first}; expected {expected}",
+        index=index,
+        column=column,
+    )
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, pd.Timestamp):
+        return str(value.date()) if value == value.normalize() else str(value)
+    if isinstance(value, float | np.floating):
+        return f"{value:g}"
+    return repr(value)
+
+
+def _first_bad(
+    table: Table, mask: np.ndarray, column: str, expected: str, then: str = ""
+) -> InputDataError:
     bad = np.flatnonzero(mask)
     value = table.frame[column].iloc[bad[0]]
     more = f" ({len(bad) - 1} more row(s) like it)" if len(bad) > 1 else ""
     return table.error(
-        f"expected {expected}, got {value!r}{more}", index=int(bad[0]), column=column
+        f"expected {expected}, got {value!r}{more}{then}", index=int(bad[0]), column=column
     )
 
 
@@ -129,36 +272,83 @@ def _blank(series: pd.Series) -> np.ndarray:
 
 
 def parse_timestamps(table: Table, column: str) -> pd.Series:
-    """ISO 8601 dates or timestamps; offsets are converted to UTC and dropped."""
+    """ISO 8601 dates or timestamps; offsets are converted to UTC and dropped.
+
+    A bare year or year-month parses as its first day, so '2024' would silently become
+    1 January; such values (and month numbers) are refused: a date needs a day.
+    """
     raw = table.frame[column]
     if pd.api.types.is_datetime64_any_dtype(raw):
-        parsed = raw
+        parsed, partial = raw, np.zeros(len(raw), dtype=bool)
     else:
         parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
+        partial = _partial_dates(raw)
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    bad = parsed.isna().to_numpy()
+    bad = parsed.isna().to_numpy() | partial
     if bad.any():
+        if partial[np.flatnonzero(bad)[0]]:
+            raise _first_bad(
+                table,
+                bad,
+                column,
+                "a date with a day like 2024-01-20",
+                then="; bare years and month numbers are not dates (monthly data needs a day, "
+                "e.g. the month's first: 2024-03-01)",
+            )
         raise _first_bad(
             table, bad, column, "an ISO 8601 date or timestamp like 2024-01-20T09:45:00"
         )
     return parsed.astype("datetime64[ns]")
 
 
+def _partial_dates(raw: pd.Series) -> np.ndarray:
+    """Where a value is a bare year, year-month or month number (short values only: a regex
+    over a whole column of timestamps would cost more than parsing them)."""
+    text = raw if pd.api.types.is_string_dtype(raw) else raw.astype("string")
+    partial = np.zeros(len(text), dtype=bool)
+    short = np.flatnonzero((text.str.len() <= 9).to_numpy(dtype=bool, na_value=False))
+    if len(short):
+        matches = text.iloc[short].astype("string").str.fullmatch(PARTIAL_DATE)
+        partial[short] = matches.to_numpy(dtype=bool, na_value=False)
+    return partial
+
+
 def parse_numbers(
-    table: Table, column: str, *, blank_as_zero: bool = False, non_negative: bool = False
+    table: Table,
+    column: str,
+    *,
+    blank_as_zero: bool = False,
+    blank_key: str | None = None,
+    non_negative: bool = False,
 ) -> pd.Series:
-    """Finite numbers (optionally >= 0); blanks are errors unless ``blank_as_zero``."""
+    """Finite numbers within +-MAX_ABS (optionally >= 0); blanks are errors unless
+    ``blank_as_zero``. ``blank_key`` names the config key that would read blanks as 0.
+
+    The bound keeps a unit or export mistake (1e308, inf) from overflowing a sum to inf and
+    slipping past the checks that compare totals.
+    """
     raw = table.frame[column]
     blank = _blank(raw)
     if blank.any() and not blank_as_zero:
-        raise _first_bad(table, blank, column, "a number, not a blank")
+        allow = f"; set {blank_key}: true to read blanks as 0" if blank_key else ""
+        raise _first_bad(table, blank, column, "a number, not a blank", then=allow)
     values = pd.to_numeric(raw.where(~blank, "0"), errors="coerce").astype(float)
-    bad = ~np.isfinite(values.to_numpy())
+    array = values.to_numpy()
+    bad = np.isnan(array)
     if bad.any():
         raise _first_bad(table, bad, column, "a number")
+    huge = np.abs(array) > MAX_ABS
+    if huge.any():
+        raise _first_bad(
+            table,
+            huge,
+            column,
+            f"a finite number no larger than {MAX_ABS:.0e} in size",
+            then=" (a bigger value is taken as a unit or export mistake)",
+        )
     if non_negative:
-        negative = values.to_numpy() < 0
+        negative = array < 0
         if negative.any():
             raise _first_bad(table, negative, column, "a value >= 0")
     return values
@@ -175,7 +365,25 @@ def parse_binary(table: Table, column: str) -> pd.Series:
     return mapped.astype(np.int8)
 
 
-def parse_labels(table: Table, column: str) -> pd.Series:
-    """Text labels (ids, names); blanks become missing values for the checks to report."""
+def parse_labels(table: Table, column: str, *, refuse_null_text: bool = False) -> pd.Series:
+    """Text labels (ids, names); blanks become missing values for the checks to report.
+
+    With ``refuse_null_text``, text that stands for a missing value ('NaN', 'NULL', 'N/A', ...)
+    is refused: read literally it would make one shared id or touchpoint of every such row.
+    """
     raw = table.frame[column].astype("string").str.strip()
+    if refuse_null_text:
+        # only short values can be such text: cheaper than lower-casing a million ids
+        short = np.flatnonzero((raw.str.len() <= NULL_LENGTH).to_numpy(dtype=bool, na_value=False))
+        null = np.zeros(len(raw), dtype=bool)
+        if len(short):
+            null[short] = raw.iloc[short].str.lower().isin(NULL_TEXT).to_numpy(dtype=bool)
+        if null.any():
+            raise _first_bad(
+                table,
+                null,
+                column,
+                "a value, not text that stands for a missing one",
+                then="; fill it in or remove the row",
+            )
     return raw.mask(raw == "")

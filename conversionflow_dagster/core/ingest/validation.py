@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from conversionflow_dagster.core.config import ProjectConfig, load_config, resolve_project_path
+from conversionflow_dagster.core.config import load_config, resolve_project_path
 from conversionflow_dagster.core.errors import ConversionflowError
 from conversionflow_dagster.core.experiments.lift_tests import read_lift_tests
 from conversionflow_dagster.core.ingest.events import event_rules, read_month_events
@@ -20,13 +18,9 @@ from conversionflow_dagster.core.ingest.panel import (
     panel_rules,
     read_controls,
 )
-from conversionflow_dagster.core.ingest.spend import fed_channels, read_month_spend
+from conversionflow_dagster.core.ingest.spend import fed_channels, read_month_spend, spend_rules
+from conversionflow_dagster.core.months import months_between
 from conversionflow_dagster.core.rules import CheckOutcome
-
-
-def _months(config: ProjectConfig) -> list[str]:
-    first, last = config.month_range()
-    return [p.strftime("%Y-%m") for p in pd.period_range(first, last, freq="M")]
 
 
 def _format(where: str, outcomes: list[CheckOutcome]) -> list[str]:
@@ -70,7 +64,7 @@ def validate_inputs(root: Path, config_file: Path) -> tuple[bool, list[str]]:
 
     events, spend = {}, {}
     use_spend = config.sources.spend is not None and bool(fed_channels(config))
-    for month in _months(config):
+    for month in months_between(*config.month_range()):
         try:
             events[month] = read_month_events(
                 path(config.sources.events.path), config.sources.events, month
@@ -78,6 +72,7 @@ def validate_inputs(root: Path, config_file: Path) -> tuple[bool, list[str]]:
             problems += _format(f"raw_events {month}", event_rules(events[month], month))
             if use_spend:
                 spend[month] = read_month_spend(path(config.sources.spend.path), config, month)
+                problems += _format(f"raw_spend {month}", spend_rules(spend[month], month))
         except ConversionflowError as error:
             problems.append(f"error: {error}")
     if not problems:

@@ -10,12 +10,13 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from conversionflow_dagster.core.model.diagnostics import Gates, convergence_report, evaluate
+from conversionflow_dagster.core.config import Gates
+from conversionflow_dagster.core.model.diagnostics import convergence_report
 from conversionflow_dagster.core.model.fitting import BATCH_DRAWS, channel_contributions
 from conversionflow_dagster.core.model.mmm import ModelSpec, Scales
+from conversionflow_dagster.core.stats import finite_or_none, hdi
 
 SCHEMA_VERSION = 1
-HDI_PROB = 0.94  # reported as hdi_3% / hdi_97%
 
 
 def build_parameter_export(
@@ -25,13 +26,14 @@ def build_parameter_export(
     seed: int = 0,
     current_weekly_spend: Mapping[str, float],
     data_window: Mapping[str, object],
-    gates: Gates | None = None,
+    gates: Gates,
 ) -> dict:
     """The export document: per-channel summaries, ROAS, diagnostics and thinned joint draws.
 
     ROAS per draw is the channel's average weekly contribution over the fitted weeks divided by
     its average weekly spend there. The thinned draws use the same posterior draw indices for
-    every parameter, so stage 2 sees joint draws rather than independent marginals.
+    every parameter, so stage 2 sees joint draws rather than independent marginals. ``gates``
+    are the project's: the export's (and so the report's) "passed" is the blocking checks' verdict.
     """
     attrs = idata.posterior.attrs
     spec = ModelSpec.from_json(attrs["model_spec"])
@@ -41,21 +43,27 @@ def build_parameter_export(
     if missing:
         raise ValueError(f"current_weekly_spend has no value for channel(s) {missing}")
 
-    names = ("beta", "adstock_decay", *spec.saturation_params)
+    names = spec.channel_params
     posterior = idata.posterior[list(names)]
+    bounds = xr.apply_ufunc(  # (channel, 2) per parameter, over the pooled chains
+        hdi,
+        posterior.stack(sample=("chain", "draw")),
+        input_core_dims=[["sample"]],
+        output_core_dims=[["hdi"]],
+    )
     summary = {
         "mean": posterior.mean(("chain", "draw")),
         "sd": posterior.std(("chain", "draw"), ddof=1),
-        "hdi_3%": az.hdi(posterior, hdi_prob=HDI_PROB).sel(hdi="lower"),
-        "hdi_97%": az.hdi(posterior, hdi_prob=HDI_PROB).sel(hdi="higher"),
+        "hdi_3%": bounds.isel(hdi=0),
+        "hdi_97%": bounds.isel(hdi=1),
         "r_hat": az.rhat(posterior),
         "ess_bulk": az.ess(posterior, method="bulk"),
         "ess_tail": az.ess(posterior, method="tail"),
     }
     roas = _roas_draws(idata)  # (draws, C)
-    roas_hdi = az.hdi(roas[None], hdi_prob=HDI_PROB)  # (C, 2)
+    roas_hdi = hdi(roas.T)  # (C, 2); NaN (null in JSON) for a channel without spend
 
-    report = convergence_report(idata, gates=gates)
+    report = convergence_report(idata)
     flat = posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
     n_total = flat.sizes["sample"]
     rng = np.random.default_rng(seed)
@@ -68,7 +76,7 @@ def build_parameter_export(
             "target": attrs.get("target_name", "conversions"),
             "likelihood": spec.likelihood,
             "adstock": {
-                "type": "geometric",
+                "type": spec.adstock,
                 "max_lag": spec.max_lag,
                 "normalize": spec.normalize_adstock,
             },
@@ -88,9 +96,9 @@ def build_parameter_export(
                     for name in names
                 },
                 "roas": {
-                    "mean": _finite(roas[:, j].mean()),
-                    "hdi_3%": _finite(roas_hdi[j, 0]),
-                    "hdi_97%": _finite(roas_hdi[j, 1]),
+                    "mean": finite_or_none(roas[:, j].mean()),
+                    "hdi_3%": finite_or_none(roas_hdi[j, 0]),
+                    "hdi_97%": finite_or_none(roas_hdi[j, 1]),
                 },
             }
             for j, channel in enumerate(channels)
@@ -100,7 +108,7 @@ def build_parameter_export(
             "min_ess_bulk": report.min_ess_bulk,
             "min_ess_tail": report.min_ess_tail,
             "divergences": report.divergences,
-            "passed": not evaluate(report, gates),
+            "passed": report.failures(gates).passed,
         },
         "draws": {
             "n": len(picked),
@@ -128,8 +136,3 @@ def _roas_draws(idata: az.InferenceData) -> np.ndarray:
 
 def _rows(values: xr.DataArray, picked: np.ndarray) -> list[list[float]]:
     return values.values[picked].astype(float).tolist()
-
-
-def _finite(value: float) -> float | None:
-    """JSON has no NaN: a channel without spend has no ROAS."""
-    return float(value) if np.isfinite(value) else None

@@ -26,6 +26,7 @@ from numpyro.infer import NUTS, Predictive, log_likelihood
 from conversionflow_dagster.core.atomic import atomic_path
 from conversionflow_dagster.core.errors import ContractError
 from conversionflow_dagster.core.model.calibration import lift_observations
+from conversionflow_dagster.core.model.history import short_history
 from conversionflow_dagster.core.model.mmm import (
     ModelInputs,
     ModelSpec,
@@ -35,18 +36,11 @@ from conversionflow_dagster.core.model.mmm import (
     mmm,
     prepare_inputs,
 )
+from conversionflow_dagster.core.model.transforms import PARAMETERS
 
 ProgressCallback = Callable[[int, int, str], None]
 BATCH_DRAWS = 500  # draws per batch when predicting from the posterior
-CHANNEL_SITES = (
-    "beta",
-    "media_effect",
-    "media_slope",
-    "adstock_decay",
-    "saturation_lam",
-    "hill_k",
-    "hill_n",
-)
+CHANNEL_SITES = ("beta", "media_effect", "media_slope", *PARAMETERS)
 DERIVED_SITES = ("beta", "media_effect", "intercept")  # deterministic sites of the model
 _STATS = ("diverging", "energy", "lp", "n_steps", "acceptance_rate", "step_size", "tree_depth")
 
@@ -96,8 +90,11 @@ def fit_mmm(
     n_weeks, n_fit = len(target), len(target) - holdout_weeks
     if spend.shape != (n_weeks, len(channel_names)) or len(week_start) != n_weeks:
         raise ValueError("spend must be (T, C) and week_start (T,) for a target of length T")
-    if not 0 <= holdout_weeks < n_weeks - 8:
-        raise ValueError(f"holdout_weeks={holdout_weeks} leaves fewer than 8 weeks to fit")
+    if holdout_weeks < 0:
+        raise ValueError(f"holdout_weeks={holdout_weeks}: expected 0 or more")
+    too_short = short_history(n_weeks, holdout_weeks)
+    if too_short:
+        raise ContractError(too_short)
     _require_counts(target, week_start, spec)
     scales = scales or Scales.from_data(
         spend[:n_fit], target[:n_fit], controls[:n_fit], channel_names, control_names
@@ -363,7 +360,7 @@ def channel_contributions(
     attrs = idata.posterior.attrs
     spec, scales = ModelSpec.from_json(attrs["model_spec"]), Scales.from_json(attrs["scales"])
     u = jnp.asarray(spend / scales.spend_vector(json.loads(attrs["channel_names"])), jnp.float32)
-    sites = ("beta", "adstock_decay", *spec.saturation_params)
+    sites = spec.channel_params
     flat = {
         s: idata.posterior[s].stack(sample=("chain", "draw")).transpose("sample", ...).values
         for s in sites
@@ -373,7 +370,7 @@ def channel_contributions(
 
     @jax.jit
     def contribution(params):  # (n, C) each -> (n, T, C)
-        response = media_response(u, params["adstock_decay"], params, spec)
+        response = media_response(u, params, spec)
         return scales.target * params["beta"][:, None, :] * response
 
     n = len(flat["beta"])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import arviz as az
 
-from conversionflow_dagster.core.config import GatesConfig
+from conversionflow_dagster.core.config import Gates
 from conversionflow_dagster.core.model.diagnostics import (
     ConvergenceReport,
-    Gates,
+    ParameterRow,
     convergence_report,
 )
 from conversionflow_dagster.core.rules import CheckOutcome
@@ -15,16 +17,14 @@ from conversionflow_dagster.core.rules import CheckOutcome
 SHOWN = 8
 
 
-def gates_from_config(config: GatesConfig) -> Gates:
-    return Gates(
-        max_r_hat=config.max_r_hat,
-        min_ess_bulk=config.min_ess_bulk,
-        min_ess_tail=config.min_ess_tail,
-        max_divergences=config.max_divergences,
-    )
-
-
-def _gate(name, rows, worst, threshold, text, fmt) -> CheckOutcome:
+def _gate(
+    name: str,
+    rows: Sequence[tuple[str, float]],
+    worst: float,
+    threshold: float,
+    text: str,
+    fmt: Callable[[float], str],
+) -> CheckOutcome:
     metadata = {"worst": float(worst), "threshold": float(threshold), "failing": len(rows)}
     if not rows:
         return CheckOutcome(
@@ -40,24 +40,16 @@ def _gate(name, rows, worst, threshold, text, fmt) -> CheckOutcome:
     )
 
 
+def _named(rows: Sequence[ParameterRow], field: str) -> list[tuple[str, float]]:
+    return [(r.name, getattr(r, field)) for r in rows]
+
+
 def gate_outcomes(report: ConvergenceReport, gates: Gates) -> list[CheckOutcome]:
-    failing = report.failing
-    r_hat = sorted(
-        ((r.name, r.r_hat) for r in failing if not r.r_hat <= gates.max_r_hat), key=lambda x: -x[1]
-    )
-    bulk = sorted(
-        ((r.name, r.ess_bulk) for r in failing if not r.ess_bulk >= gates.min_ess_bulk),
-        key=lambda x: x[1],
-    )
-    tail = sorted(
-        ((r.name, r.ess_tail) for r in failing if not r.ess_tail >= gates.min_ess_tail),
-        key=lambda x: x[1],
-    )
-    divergences = report.divergences
+    bad = report.failures(gates)
     return [
         _gate(
             "max_r_hat",
-            r_hat,
+            _named(bad.r_hat, "r_hat"),
             report.max_r_hat,
             gates.max_r_hat,
             "R-hat <= threshold",
@@ -65,7 +57,7 @@ def gate_outcomes(report: ConvergenceReport, gates: Gates) -> list[CheckOutcome]
         ),
         _gate(
             "min_ess_bulk",
-            bulk,
+            _named(bad.ess_bulk, "ess_bulk"),
             report.min_ess_bulk,
             gates.min_ess_bulk,
             "bulk ESS >= threshold",
@@ -73,7 +65,7 @@ def gate_outcomes(report: ConvergenceReport, gates: Gates) -> list[CheckOutcome]
         ),
         _gate(
             "min_ess_tail",
-            tail,
+            _named(bad.ess_tail, "ess_tail"),
             report.min_ess_tail,
             gates.min_ess_tail,
             "tail ESS >= threshold",
@@ -81,13 +73,13 @@ def gate_outcomes(report: ConvergenceReport, gates: Gates) -> list[CheckOutcome]
         ),
         CheckOutcome(
             "divergences",
-            divergences <= gates.max_divergences,
-            f"{divergences} divergent transition(s) after warm-up "
+            not bad.divergences,
+            f"{report.divergences} divergent transition(s) after warm-up "
             f"(allowed: {gates.max_divergences})",
-            {"divergences": divergences},
+            {"divergences": report.divergences},
         ),
     ]
 
 
 def trace_rules(idata: az.InferenceData, gates: Gates) -> list[CheckOutcome]:
-    return gate_outcomes(convergence_report(idata, gates=gates), gates)
+    return gate_outcomes(convergence_report(idata), gates)

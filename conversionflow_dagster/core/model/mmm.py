@@ -33,11 +33,17 @@ from numpyro.distributions import constraints
 from numpyro.distributions.util import promote_shapes, validate_sample
 from numpyro.infer import init_to_median
 
+from conversionflow_dagster.core.config import ModelSection
 from conversionflow_dagster.core.errors import ConfigError
 from conversionflow_dagster.core.model.calibration import LiftObservations
+from conversionflow_dagster.core.model.transforms import (
+    ADSTOCKS,
+    PARAMETERS,
+    SATURATIONS,
+    transform_parameters,
+)
 
 LIKELIHOODS = ("poisson", "negbinomial", "normal", "hurdle_poisson")
-SATURATIONS = ("logistic", "hill")
 # Softplus sharpness for the count rate: max(mu, 0) smoothed over ~1/20 of the target scale, so
 # the rate equals target_scale * mu to within 5e-6 relative wherever mu > 0.5.
 RATE_SHARPNESS = 20.0
@@ -45,17 +51,15 @@ RATE_SHARPNESS = 20.0
 _EPOCH = pd.Timestamp("1970-01-05")
 INIT_VALUE = "init_value"  # key of a site's `infer` dict holding its starting value
 
-# Prior families are fixed per site; their parameters (NumPyro names) can be overridden.
+# Prior families are fixed per site; their parameters (NumPyro names) can be overridden. The
+# transforms' priors (adstock, saturation) come from their registry, core/model/transforms.py.
 PRIOR_FAMILIES: dict[str, type[dist.Distribution]] = {
     "intercept": dist.Normal,
     "trend": dist.Normal,
     "seasonality": dist.Normal,
     "control_coef": dist.Normal,
     "media_effect": dist.Gamma,  # mean proportional to the channel's spend share
-    "adstock_decay": dist.Beta,
-    "saturation_lam": dist.Gamma,
-    "hill_k": dist.Gamma,
-    "hill_n": dist.Gamma,
+    **{name: getattr(dist, p.family) for name, p in PARAMETERS.items()},
     "sigma": dist.HalfNormal,  # normal likelihood, scaled target units
     "dispersion": dist.HalfNormal,  # negbinomial: 1 / sqrt(concentration)
     "hurdle_shift": dist.Normal,  # hurdle: log multiplier of the rate in P(y > 0)
@@ -66,10 +70,7 @@ DEFAULT_PRIORS: dict[str, dict[str, float]] = {
     "seasonality": {"loc": 0.0, "scale": 0.2},
     "control_coef": {"loc": 0.0, "scale": 0.5},
     "media_effect": {"concentration": 2.0, "rate": 5.0},  # rate is divided by the share
-    "adstock_decay": {"concentration1": 2.0, "concentration0": 2.0},
-    "saturation_lam": {"concentration": 3.0, "rate": 1.5},
-    "hill_k": {"concentration": 3.0, "rate": 3.0},
-    "hill_n": {"concentration": 6.0, "rate": 4.0},
+    **{name: dict(p.prior) for name, p in PARAMETERS.items()},
     "sigma": {"scale": 0.2},
     "dispersion": {"scale": 0.2},
     "hurdle_shift": {"loc": 0.0, "scale": 1.0},
@@ -81,6 +82,7 @@ class ModelSpec:
     """Structure and priors of the model; JSON round-trips so a trace explains itself."""
 
     likelihood: str = "poisson"
+    adstock: str = "geometric"
     max_lag: int = 8
     normalize_adstock: bool = True
     saturation: str = "logistic"
@@ -92,8 +94,12 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        if self.adstock not in ADSTOCKS:
+            raise ConfigError(f"adstock must be one of {tuple(ADSTOCKS)}, got {self.adstock!r}")
         if self.saturation not in SATURATIONS:
-            raise ConfigError(f"saturation must be one of {SATURATIONS}, got {self.saturation!r}")
+            raise ConfigError(
+                f"saturation must be one of {tuple(SATURATIONS)}, got {self.saturation!r}"
+            )
         if self.max_lag < 1 or self.fourier_order < 0 or self.period_weeks <= 0:
             raise ConfigError("max_lag must be >= 1, fourier_order >= 0 and period_weeks > 0")
         for name, params in self.priors.items():
@@ -109,7 +115,17 @@ class ModelSpec:
     @property
     def saturation_params(self) -> tuple[str, ...]:
         """Per-channel saturation sites, as named in the parameter export."""
-        return ("saturation_lam",) if self.saturation == "logistic" else ("hill_k", "hill_n")
+        return SATURATIONS[self.saturation].param_names
+
+    @property
+    def transform_params(self) -> tuple[str, ...]:
+        """Per-channel adstock and saturation sites, in the order they are sampled."""
+        return transform_parameters(self.adstock, self.saturation)
+
+    @property
+    def channel_params(self) -> tuple[str, ...]:
+        """Per-channel parameters of the parameter export, in the order they are written."""
+        return ("beta", *self.transform_params)
 
     def prior(self, name: str) -> dict[str, float]:
         """Parameters of the prior of site ``name`` after overrides."""
@@ -121,6 +137,17 @@ class ModelSpec:
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
         return cls(**json.loads(text))
+
+    @classmethod
+    def from_section(cls, section: ModelSection) -> ModelSpec:
+        """The spec of the config's ``model`` section (after any run-config overrides)."""
+        return cls(
+            likelihood=section.likelihood,
+            max_lag=section.adstock_max_lag,
+            saturation=section.saturation,
+            fourier_order=section.fourier_order,
+            priors=section.priors,
+        )
 
 
 @dataclass(frozen=True)
@@ -244,71 +271,48 @@ def fourier_features(weeks: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return np.concatenate([np.sin(angle), np.cos(angle)], axis=1)
 
 
-def geometric_adstock(
-    u: jax.Array, decay: jax.Array, max_lag: int, normalize: bool = True
-) -> jax.Array:
-    """Carry-over sum_l w_l u_{t-l}: (T, C) spend, (..., C) decay -> (..., T, C).
-
-    Done as one gather into a (L, T, C) lag tensor and one contraction, so there is no loop
-    over weeks or channels; weeks before the data count as zero spend.
-    """
-    lags = jnp.arange(max_lag)  # (L,)
-    weights = decay[..., None, :] ** lags[:, None]  # (..., L, C)
-    if normalize:
-        weights = weights / weights.sum(axis=-2, keepdims=True)
-    source = jnp.arange(u.shape[0])[None, :] - lags[:, None]  # (L, T)
-    lagged = jnp.where((source >= 0)[..., None], u[jnp.clip(source, 0)], 0.0)  # (L, T, C)
-    return jnp.einsum("ltc,...lc->...tc", lagged, weights)
+def adstock(u: jax.Array, params: Mapping[str, jax.Array], spec: ModelSpec) -> jax.Array:
+    """Apply the configured adstock: (T, C) scaled spend, (..., C) parameters -> (..., T, C)."""
+    form = ADSTOCKS[spec.adstock]
+    values = (params[p] for p in form.param_names)
+    return form.jax_curve(u, *values, spec.max_lag, spec.normalize_adstock)
 
 
-def logistic_saturation(a: jax.Array, lam: jax.Array) -> jax.Array:
-    """(1 - exp(-lam a)) / (1 + exp(-lam a)), computed as tanh(lam a / 2)."""
-    return jnp.tanh(lam * a / 2.0)
-
-
-def hill_saturation(a: jax.Array, k: jax.Array, n: jax.Array) -> jax.Array:
-    """a^n / (k^n + a^n), with a finite gradient at a = 0 (weeks without adstock)."""
-    positive = a > 0
-    safe_a = jnp.where(positive, a, 1.0)
-    return jnp.where(positive, 1.0 / (1.0 + (k / safe_a) ** n), 0.0)
-
-
-def saturation(a: jax.Array, params: Mapping[str, jax.Array], kind: str) -> jax.Array:
+def saturation(a: jax.Array, params: Mapping[str, jax.Array], spec: ModelSpec) -> jax.Array:
     """Apply the configured saturation; ``params`` holds the per-channel (..., C) arrays."""
-    if kind == "logistic":
-        return logistic_saturation(a, params["saturation_lam"][..., None, :])
-    return hill_saturation(a, params["hill_k"][..., None, :], params["hill_n"][..., None, :])
+    form = SATURATIONS[spec.saturation]
+    return form.jax_curve(a, *(params[p][..., None, :] for p in form.param_names))
 
 
-def media_response(
-    u: jax.Array, decay: jax.Array, params: Mapping[str, jax.Array], spec: ModelSpec
-) -> jax.Array:
-    """s(adstock(u)): (T, C) scaled spend -> (..., T, C) response before ``beta``."""
-    return saturation(
-        geometric_adstock(u, decay, spec.max_lag, spec.normalize_adstock), params, spec.saturation
-    )
+def media_response(u: jax.Array, params: Mapping[str, jax.Array], spec: ModelSpec) -> jax.Array:
+    """s(adstock(u)): (T, C) scaled spend -> (..., T, C) response before ``beta``.
+
+    ``params`` holds the per-channel (..., C) arrays of ``spec.transform_params``.
+    """
+    return saturation(adstock(u, params, spec), params, spec)
 
 
 def lift_prediction(
     beta: jax.Array,
-    decay: jax.Array,
     params: Mapping[str, jax.Array],
     inputs: ModelInputs,
     spec: ModelSpec,
 ) -> jax.Array:
     """Predicted lift per week, beta_c (s_c(A (x + dx)) - s_c(A x)): (C,) params -> (L,).
 
-    Steady state of the adstock: constant weekly spend x has adstock A x, with A = 1 when the
-    weights are normalised and sum_l decay^l otherwise. The build-up in a test's first weeks
-    and the carry-over after it are ignored, as in PyMC-Marketing's lift-test calibration.
+    Steady state of the adstock: constant weekly spend x has adstock A x (for the geometric
+    adstock, A = 1 when the weights are normalised and sum_l decay^l otherwise). The build-up
+    in a test's first weeks and the carry-over after it are ignored, as in PyMC-Marketing's
+    lift-test calibration.
     """
     ch = inputs.lift_channel  # (L,)
-    lags = jnp.arange(spec.max_lag)  # (lags,)
-    gain = 1.0 if spec.normalize_adstock else (decay[ch][:, None] ** lags).sum(axis=1)  # (L,)
     per_test = {p: v[ch] for p, v in params.items()}  # (L,) each
+    form = ADSTOCKS[spec.adstock]
+    values = (per_test[p] for p in form.param_names)
+    gain = form.jax_steady_state(*values, spec.max_lag, spec.normalize_adstock)  # (L,)
 
     def s(a):  # (L,) adstock -> (L,) saturation, each test with its channel's parameters
-        return saturation(a[None, :], per_test, spec.saturation)[0]
+        return saturation(a[None, :], per_test, spec)[0]
 
     x, dx = inputs.lift_spend, inputs.lift_spend_change  # (L,)
     return beta[ch] * (s(gain * (x + dx)) - s(gain * x))
@@ -411,8 +415,7 @@ def mmm(inputs: ModelInputs, spec: ModelSpec, y: jax.Array | None = None) -> Non
     """
     n_weeks, n_channels = inputs.spend.shape
     with numpyro.plate("channel", n_channels):
-        decay = numpyro.sample("adstock_decay", _prior(spec, "adstock_decay"))  # (C,)
-        sat = {p: numpyro.sample(p, _prior(spec, p)) for p in spec.saturation_params}  # (C,)
+        transform = {p: numpyro.sample(p, _prior(spec, p)) for p in spec.transform_params}  # (C,)
         slope = numpyro.sample(
             "media_slope",
             dist.ImproperUniform(constraints.positive, (n_channels,), ()),
@@ -422,10 +425,10 @@ def mmm(inputs: ModelInputs, spec: ModelSpec, y: jax.Array | None = None) -> Non
         "level", dist.ImproperUniform(constraints.real, (), ()), infer={INIT_VALUE: jnp.ones(())}
     )
 
-    adstock = geometric_adstock(inputs.spend, decay, spec.max_lag, spec.normalize_adstock)
+    adstocked = adstock(inputs.spend, transform, spec)  # (T, C)
     # s(a) and a * s'(a), both (T, C)
     response, marginal = jax.jvp(
-        lambda a: saturation(a, sat, spec.saturation), (adstock,), (adstock,)
+        lambda a: saturation(a, transform, spec), (adstocked,), (adstocked,)
     )
     beta = numpyro.deterministic("beta", slope / jnp.maximum(inputs.window @ marginal, 1e-6))
     effect = numpyro.deterministic("media_effect", beta * (inputs.window @ response))  # (C,)
@@ -452,7 +455,7 @@ def mmm(inputs: ModelInputs, spec: ModelSpec, y: jax.Array | None = None) -> Non
 
     if inputs.lift.shape[0]:  # static: calibration by lift tests, when there are any
         with numpyro.plate("lift_tests", inputs.lift.shape[0]):
-            predicted = lift_prediction(beta, decay, sat, inputs, spec)  # (L,)
+            predicted = lift_prediction(beta, transform, inputs, spec)  # (L,)
             numpyro.sample("lift_test", dist.Normal(predicted, inputs.lift_sd), obs=inputs.lift)
 
     likelihood = observation(spec, mu, inputs.target_scale)

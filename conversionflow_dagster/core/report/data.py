@@ -20,10 +20,11 @@ from conversionflow_dagster.core.experiments.customer_value import DAYS_PER_MONT
 from conversionflow_dagster.core.experiments.customer_value import (
     TABLE_COLUMNS as CUSTOMER_VALUE_COLUMNS,
 )
-
-HDI_PROB = 0.94
+from conversionflow_dagster.core.stats import hdi
 
 Target = Literal["conversions", "revenue"]
+DataKind = Literal["journey", "panel"]
+DATA_NOUNS: dict[str, str] = {"journey": "journey data", "panel": "weekly panel"}
 Kind = Literal[
     "money",
     "unit_money",
@@ -60,7 +61,7 @@ SCENARIO_COLUMNS = (
     "uplift_mean",
     "p_uplift_positive",
     "marginal_return",
-    "winner",
+    "main",  # True on the main plan's row only
 )
 INTERVAL_COLUMNS = ("mean", "hdi_low", "hdi_high")
 ROAS_COLUMNS = ("channel", *INTERVAL_COLUMNS)
@@ -128,9 +129,20 @@ class ReportData:
     assumptions: Sequence[str] = ()
     source_files: Sequence[str] = ()
     currency: str = ""
+    data_kind: DataKind = "journey"  # what the model saw: a journey log or a weekly panel
+    min_uplift_probability: float = 0.9  # below this P(uplift > 0) a plan is not recommended
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    @property
+    def p_uplift_positive(self) -> float:
+        """Share of posterior draws in which the plan beats the current mix."""
+        return float(np.mean(np.asarray(self.uplift_draws) > 0))
+
+    @property
+    def recommended(self) -> bool:
+        return self.p_uplift_positive >= self.min_uplift_probability
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
@@ -182,15 +194,6 @@ def _validate(data: ReportData) -> None:
 
 
 # --- headline figures ---------------------------------------------------------------------
-
-
-def hdi(samples: np.ndarray, prob: float = HDI_PROB) -> tuple[float, float]:
-    """Narrowest interval holding ``prob`` of the draws (ArviZ's definition, without ArviZ)."""
-    x = np.sort(np.asarray(samples, dtype=float).ravel())
-    inside = math.floor(prob * x.size)
-    widths = x[inside:] - x[: x.size - inside]
-    start = int(np.argmin(widths))
-    return float(x[start]), float(x[start + inside])
 
 
 @dataclass(frozen=True)
@@ -435,9 +438,18 @@ def allocation_table(allocation: pd.DataFrame, target: Target) -> Table:
     )
 
 
+def best_scenarios(uplift_mean: pd.Series) -> np.ndarray:
+    """True where re-allocating gains most over the current mix: one row per distinct optimum
+    (rows whose expected uplift ties the largest to 1e-9, relative, are each marked)."""
+    values = uplift_mean.to_numpy(dtype=float)
+    top = np.nanmax(values)
+    return np.abs(values - top) <= 1e-9 * max(abs(top), 1.0)
+
+
 def scenario_table(scenarios: pd.DataFrame, target: Target) -> Table:
     """The optimised outcome at each alternative total budget."""
     units = units_kind(target)
+    best = best_scenarios(scenarios["uplift_mean"])
     rows = tuple(
         {
             "budget": num(r.budget, "money"),
@@ -447,9 +459,10 @@ def scenario_table(scenarios: pd.DataFrame, target: Target) -> Table:
             "uplift_mean": num(r.uplift_mean, units, signed=True),
             "p_uplift_positive": num(r.p_uplift_positive, "percent"),
             "marginal_return": num(r.marginal_return, "ratio"),
-            "winner": bool(r.winner),
+            "main": "main plan" if r.main else "",
+            "best": bool(is_best),
         }
-        for r in scenarios.itertuples(index=False)
+        for r, is_best in zip(scenarios.itertuples(index=False), best, strict=True)
     )
     return Table(
         "scenarios",
@@ -462,7 +475,8 @@ def scenario_table(scenarios: pd.DataFrame, target: Target) -> Table:
             ("uplift_mean", "Uplift vs current plan"),
             ("p_uplift_positive", "P(uplift > 0)"),
             ("marginal_return", "Marginal return"),
-            ("winner", "Best"),
+            ("main", "Plan"),
+            ("best", "Best"),
         ),
         rows,
     )
@@ -739,6 +753,21 @@ def _shift_sentence(change: pd.Series, budget: float, horizon_weeks: int, curren
     return f"Move {amount} from {_name_list(cuts, currency)} to {_name_list(gains, currency)}."
 
 
+def recommendation(data: ReportData) -> str:
+    """The executive summary's recommendation: the shift, or why it is not recommended."""
+    text = recommendation_text(data.allocation, data.horizon_weeks, data.currency)
+    if data.recommended:
+        return text
+    p = display(num(data.p_uplift_positive, "percent"))
+    needed = display(num(data.min_uplift_probability, "percent"))
+    return (
+        f"Not recommended \u2014 uncertain: the optimised plan beats the current one in only {p} "
+        f"of posterior draws, below the {needed} this report requires "
+        "(report.min_uplift_probability). Keep the current plan, or test the largest moves "
+        f"first (a lift test) before acting. The model's best guess would be: {text}"
+    )
+
+
 def recommendation_text(allocation: pd.DataFrame, horizon_weeks: int, currency: str) -> str:
     """The recommended shift in a sentence or two, for the executive summary."""
     change = pd.Series(
@@ -768,20 +797,22 @@ def share_text(attributable_share: float) -> str:
     return f"{attributable_share * 100:.6g}%"
 
 
-def scope_note(attributable_share: float) -> str:
+def scope_note(attributable_share: float, data_kind: DataKind = "journey") -> str:
     """How the business claim is scoped, next to the number."""
+    noun = DATA_NOUNS[data_kind]
     if attributable_share >= 1:
-        return "of total sales: the journey data sees all sales."
+        return f"of total sales: the {noun} sees all sales."
     share, rest = share_text(attributable_share), share_text(1 - attributable_share)
     return (
-        f"of total sales: the modelled improvement applied to the {share} of sales the journey "
-        f"data sees, assuming that share responds as modelled and the other {rest} is unchanged."
+        f"of total sales: the modelled improvement applied to the {share} of sales the {noun} "
+        f"sees, assuming that share responds as modelled and the other {rest} is unchanged."
     )
 
 
 def scope_statements(data: ReportData) -> list[str]:
     """Plain-language limits of the figures, then the project's own assumptions."""
     share = share_text(data.attributable_share)
+    noun = DATA_NOUNS[data.data_kind]
     calibrated = data.lift_tests is not None and bool(
         data.lift_tests.get("calibrated", pd.Series(dtype=bool)).any()
     )
@@ -796,9 +827,15 @@ def scope_statements(data: ReportData) -> list[str]:
     statements = [
         "Observational data: effects are inferred from how spend and sales moved together in "
         + evidence,
-        f"Attributable share: the journey data sees about {share} of sales. Every projection "
-        f"applies to that share only; the change in total sales is the modelled relative change "
-        f"times {share}, and the rest of sales is assumed not to respond to the shift.",
+        (
+            f"Attributable share: the {noun} sees about {share} of sales. Every projection "
+            f"applies to that share only; the change in total sales is the modelled relative "
+            f"change times {share}, and the rest of sales is assumed not to respond to the shift."
+            if data.attributable_share < 1
+            else f"Attributable share: the {noun} is taken to hold all sales (100%), so "
+            "projections apply to total sales; if it holds only part of them, set "
+            "report.attributable_share."
+        ),
         "Steady-state response: the curves describe the lasting effect of holding a weekly "
         "spend level. Because of carry-over, a new plan takes several weeks to reach it, so the "
         "first weeks fall short of the projection.",
@@ -806,12 +843,19 @@ def scope_statements(data: ReportData) -> list[str]:
         f"weeks of constant weekly spend, learned from {data.n_weeks} weeks of data "
         f"({data.window_start} to {data.window_end}). Seasonality and trends after the data "
         "window are not projected.",
-        "What the model cannot see: sales outside the journey data, creative and targeting "
+        f"What the model cannot see: sales outside the {noun}, creative and targeting "
         "quality, and spend levels far outside those observed, where the curves extrapolate.",
         "Uncertainty: ranges are 94% highest-density credible intervals of the posterior and "
         "P(> 0) is the share of posterior draws with a positive change; both assume the model "
         "is right.",
     ]
+    if not data.recommended:
+        statements.append(
+            "Uncertain recommendation: the optimised plan beats the current one in "
+            f"{display(num(data.p_uplift_positive, 'percent'))} of posterior draws, below the "
+            f"{display(num(data.min_uplift_probability, 'percent'))} required, so the report "
+            "does not recommend acting on it."
+        )
     if not data.diagnostics.get("passed"):
         statements.append(
             "The model diagnostics did not pass: the figures are shown for inspection and should "

@@ -21,7 +21,8 @@ from conversionflow_dagster.core.allocation.response import ResponseModel
 from conversionflow_dagster.core.ingest.panel import WeeklyPanel
 from conversionflow_dagster.core.model.fitting import channel_contributions, crps, fit_metrics
 from conversionflow_dagster.core.parameter_export import ParameterExport
-from conversionflow_dagster.core.report.data import ReportData, hdi
+from conversionflow_dagster.core.report.data import DataKind, ReportData
+from conversionflow_dagster.core.stats import hdi
 
 PLOT_DRAWS = 500  # posterior draws behind the contribution and predictive plots
 CURVE_POINTS = 60
@@ -34,7 +35,8 @@ def _interval(draws: np.ndarray) -> tuple[float, float, float]:
 
 
 def main_scenario(allocation: Mapping[str, Any]) -> Mapping[str, Any]:
-    return next(s for s in allocation["scenarios"] if s["budget"] == allocation["main_budget"])
+    """The scenario the allocation document names as its main plan."""
+    return allocation["scenarios"][allocation["main_scenario"]]
 
 
 def allocation_frame(scenario: Mapping[str, Any]) -> pd.DataFrame:
@@ -70,7 +72,7 @@ def scenario_frame(allocation: Mapping[str, Any]) -> pd.DataFrame:
             "uplift_mean": table["uplift_mean"],
             "p_uplift_positive": table["p_uplift_positive"],
             "marginal_return": table["marginal_return"],
-            "winner": table["winner"],
+            "main": table["main"].astype(bool),
         }
     )
 
@@ -198,6 +200,8 @@ def build_report_data(
     lift_tests: pd.DataFrame | None = None,
     customer_value: pd.DataFrame | None = None,
     customer_value_horizon_days: int | None = None,
+    data_kind: DataKind = "journey",
+    min_uplift_probability: float = 0.9,
 ) -> ReportData:
     """The report's data; ``lift_tests`` (from ``analyse_lift_tests``) and ``customer_value``
     (per paid channel, over ``customer_value_horizon_days``) are shown as given when present.
@@ -241,6 +245,8 @@ def build_report_data(
         lift_tests=lift_tests,
         customer_value=customer_value,
         customer_value_horizon_days=customer_value_horizon_days,
+        data_kind=data_kind,
+        min_uplift_probability=min_uplift_probability,
         assumptions=[
             f"The current outcome is the {target} observed over the last {horizon} weeks of the "
             "fit window; improvements are relative to it.",

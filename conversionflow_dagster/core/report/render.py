@@ -37,7 +37,7 @@ from conversionflow_dagster.core.report.data import (
     display,
     months_text,
     plain,
-    recommendation_text,
+    recommendation,
     scope_note,
     scope_statements,
     share_text,
@@ -75,6 +75,10 @@ def report_meta(data: ReportData) -> dict[str, str | int | float | bool]:
         "attributable_share": float(data.attributable_share),
         "horizon_weeks": int(data.horizon_weeks),
         "diagnostics_passed": bool(data.diagnostics["passed"]),
+        "data_kind": data.data_kind,
+        "p_uplift_positive": data.p_uplift_positive,
+        "min_uplift_probability": float(data.min_uplift_probability),
+        "recommended": data.recommended,
     }
     if data.customer_value is not None and data.customer_value_horizon_days is not None:
         meta["customer_value_horizon_days"] = int(data.customer_value_horizon_days)
@@ -200,7 +204,7 @@ def _headline_cards(tables: ReportTables, data: ReportData) -> list[dict[str, st
             "figure_id": "headline-business-claim",
             "label": "Change in total sales (scoped)",
             "value": text("business_claim", "mean"),
-            "scope": scope_note(data.attributable_share),
+            "scope": scope_note(data.attributable_share, data.data_kind),
             "low": text("business_claim", "hdi_low"),
             "high": text("business_claim", "hdi_high"),
             "probability": text("business_claim", "p_positive"),
@@ -208,198 +212,15 @@ def _headline_cards(tables: ReportTables, data: ReportData) -> list[dict[str, st
     ]
 
 
-TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy"
- content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ meta.project }} · budget plan report</title>
-<style>
-:root { --ink:#1f2933; --muted:#52606d; --line:#d9e2ec; --soft:#f5f7fa; --navy:#102a43;
-  --good:#0b7a4b; --bad:#b42318; }
-* { box-sizing: border-box; }
-body { margin:0; color:var(--ink); background:#fff;
-  font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif; }
-header { background:var(--navy); color:#fff; }
-header .inner, main { max-width:1160px; margin:0 auto; padding:0 28px; }
-header .inner { display:flex; flex-wrap:wrap; justify-content:space-between; align-items:baseline;
-  gap:4px 24px; padding-top:14px; padding-bottom:14px; }
-header h1 { font-size:19px; margin:0; font-weight:650; }
-header h1 span { font-weight:400; color:#bcccdc; }
-header .meta { font-size:12.5px; color:#d9e2ec; }
-main { padding-bottom:48px; }
-h2 { font-size:17px; margin:34px 0 10px; padding-bottom:5px; border-bottom:2px solid var(--line); }
-h3 { font-size:14px; margin:22px 0 6px; color:var(--muted); }
-p { margin:6px 0 10px; max-width:880px; }
-.cards { display:grid; grid-template-columns:1fr 1fr; gap:16px; margin-top:14px; }
-.card { border:1px solid var(--line); border-radius:8px; padding:14px 18px;
-  background:var(--soft); }
-.card .label { font-size:11.5px; font-weight:600; letter-spacing:.06em; text-transform:uppercase;
-  color:var(--muted); }
-.card .value { font-size:34px; font-weight:700; line-height:1.2; margin:2px 0;
-  font-variant-numeric:tabular-nums; }
-.card .scope { font-size:13px; color:var(--ink); margin:2px 0 8px; }
-.card .interval { font-size:13px; color:var(--muted); font-variant-numeric:tabular-nums; }
-.card .interval b { color:var(--ink); font-weight:600; }
-.summary { margin-top:14px; }
-.status { display:inline-block; font-size:12.5px; font-weight:600; padding:2px 10px;
-  border-radius:12px; }
-.status.pass { background:#e3f9e5; color:var(--good); }
-.status.fail { background:#ffe3e3; color:var(--bad); }
-.table-wrap { overflow-x:auto; }
-table { border-collapse:collapse; width:100%; font-size:12.5px; font-variant-numeric:tabular-nums; }
-th, td { padding:5px 7px; border-bottom:1px solid var(--line); vertical-align:top; }
-th { text-align:left; font-weight:600; color:var(--muted); background:var(--soft);
-  border-bottom:1px solid #bcccdc; vertical-align:bottom; line-height:1.3; }
-.num { text-align:right; }
-td.num { white-space:nowrap; }
-td.dates { min-width:8.3em; }
-td:first-child { min-width:9em; overflow-wrap:anywhere; }
-tbody tr:hover { background:#f0f4f8; }
-table.narrow { width:auto; min-width:60%; }
-figure { margin:14px 0 4px; }
-figure img { display:block; width:100%; height:auto; border:1px solid var(--line);
-  border-radius:4px; }
-figcaption { font-size:12.5px; color:var(--muted); margin-top:4px; }
-ul.scope { padding-left:20px; max-width:900px; }
-ul.scope li { margin:5px 0; }
-.muted { color:var(--muted); font-size:12.5px; }
-footer { margin-top:36px; font-size:12px; color:var(--muted); }
-@media (max-width: 760px) { .cards { grid-template-columns:1fr; } }
-@media print { header { background:none; color:var(--ink); } header .meta, header h1 span
-  { color:var(--muted); } figure, table { break-inside:avoid; } }
-</style>
-</head>
-<body>
-{% macro table(t, narrow=False) %}
-<div class="table-wrap"><table id="table-{{ t.name }}"{% if narrow %} class="narrow"{% endif %}>
-<thead><tr>{% for key, label, align in t.columns %}<th data-key="{{ key }}"
- class="{{ align }}">{{ label }}</th>{% endfor %}</tr></thead>
-<tbody>
-{% for key, cells in t.rows %}
-<tr{% if key %} data-key="{{ key }}"{% endif %}>{% for text, align in cells %}<td
- class="{{ align }}">{{ text }}</td>{% endfor %}</tr>
-{% endfor %}
-</tbody></table></div>
-{% endmacro %}
-{% macro figure(plot) %}
-<figure><img id="{{ plot.id }}" src="{{ plot.src }}" alt="{{ plot.alt }}">
-<figcaption>{{ plot.caption }}</figcaption></figure>
-{% endmacro %}
-<header><div class="inner">
-<h1 id="project-name">{{ meta.project }} <span>· budget plan report</span></h1>
-<div class="meta">Data {{ meta.window_start }} to {{ meta.window_end }} ({{ meta.n_weeks }} weeks)
- · target: {{ meta.target }} · horizon: {{ meta.horizon_weeks }} weeks
- · attributable share: {{ share }} · generated {{ meta.generated_at }}</div>
-</div></header>
-<main>
-<h2>Executive summary</h2>
-<div class="cards">
-{% for card in cards %}
-<section class="card" id="card-{{ card.id }}">
-<div class="label">{{ card.label }}</div>
-<div class="value" id="{{ card.figure_id }}">{{ card.value }}</div>
-<div class="scope">{{ card.scope }}</div>
-<div class="interval">94% credible interval <b id="headline-{{ card.id }}-low">{{ card.low }}</b>
- to <b id="headline-{{ card.id }}-high">{{ card.high }}</b>
- · P(&gt; 0) <b id="headline-{{ card.id }}-probability">{{ card.probability }}</b></div>
-</section>
-{% endfor %}
-</div>
-<div class="summary">
-<p>Absolute uplift: <b id="headline-absolute-uplift">{{ absolute_uplift }}</b> {{ units }} over
-{{ meta.horizon_weeks }} weeks, on a modelled <span id="headline-current-outcome">{{
- current_outcome }}</span> {{ units }} under the current plan.</p>
-<p id="recommendation"><b>Recommendation.</b> {{ recommendation }}</p>
-<p><span id="diagnostics-status" class="status {{ 'pass' if meta.diagnostics_passed else 'fail' }}">
-{{ 'Diagnostics passed' if meta.diagnostics_passed
- else 'Diagnostics failed: do not act on these figures' }}</span></p>
-</div>
-
-<h2>Budget allocation</h2>
-<p class="muted">Spend is money over {{ meta.horizon_weeks }} weeks; responses are modelled
-{{ meta.target }} over the same horizon, for the attributable share of sales only.</p>
-{{ table(tables.allocation) }}
-<h3>Response curves</h3>
-{{ figure(plots['plot-response-curves']) }}
-
-<h2>Budget scenarios</h2>
-<p class="muted">The optimised plan at each total budget. Marginal return: extra {{ meta.target }}
-per extra unit of money at that budget.</p>
-{{ table(tables.scenarios) }}
-
-<h2>Headline figures in detail</h2>
-{{ table(tables.headline) }}
-
-{% if tables.customer_value %}
-<section id="section-customer-value">
-<h2>Customer value (LTV:CAC)</h2>
-<p class="muted">Lifetime value (LTV) is the value a customer brought in {{ value_horizon }},
-averaged over the customers each paid channel acquired, with the low and high ends of its
-interval. Customer acquisition cost (CAC) is the channel's spend divided by the customers it
-acquired. LTV:CAC compares the two: below 1 the channel loses money on every customer it buys,
-from 1 to 3 it is marginal once other costs are paid, and 3 or more is healthy. Payback is the
-number of months until a customer's cumulative value covers the CAC; "not within" means the
-value horizon ends first. LTV and CAC are per customer.</p>
-{{ table(tables.customer_value) }}
-</section>
-
-{% endif %}
-{% if tables.lift_tests %}
-<section id="section-lift-tests">
-<h2>Campaign lift tests</h2>
-<p class="muted">Each lift test split an audience at random into a test group that saw the
-campaign and a control group that did not, so the difference in conversion rate is caused by the
-campaign. Relative lift is the test rate over the control rate, minus one. The chi-square test
-asks how likely a difference at least this large would be if the campaign had no effect at all:
-that probability is the p-value, and a test is significant at 95% when it is below 5% (at 90%
-below 10%, at 99% below 1%). The Bayesian columns read the same counts as a range of belief:
-the posterior lift with its 94% HDI is the plausible range of the relative lift, and
-P(test &gt; control) is the probability that the test group's true conversion rate is higher
-than the control group's. Incremental conversions are the test group's conversions beyond what
-the control rate would have given it.{% if has_calibration %} "Used in fit" marks the tests the
-model was calibrated against.{% endif %}</p>
-{{ table(tables.lift_tests) }}
-</section>
-
-{% endif %}
-<h2>Model checks</h2>
-{{ table(tables.diagnostics) }}
-<h3>Posterior predictive check</h3>
-{{ figure(plots['plot-ppc']) }}
-<h3>Contributions over time</h3>
-{{ figure(plots['plot-contributions']) }}
-<h3>Return on ad spend</h3>
-{{ figure(plots['plot-roas']) }}
-{{ table(tables.roas, narrow=True) }}
-{% if 'plot-stability' in plots %}
-<h3>Parameter stability across monthly refits</h3>
-{{ figure(plots['plot-stability']) }}
-{% endif %}
-
-<h2>Scope, assumptions and limitations</h2>
-<ul class="scope" id="scope">
-{% for line in scope %}<li>{{ line }}</li>
-{% endfor %}
-</ul>
-<h3>Input files</h3>
-<ul class="scope" id="source-files">
-{% for name in source_files %}<li><code>{{ name }}</code></li>
-{% else %}<li>not recorded</li>
-{% endfor %}
-</ul>
-<footer>conversionflow · report schema {{ schema_version }}</footer>
-</main>
-</body>
-</html>
-"""
-
+# The page is template.html.j2 beside this module (package data, so an install ships it).
 _ENVIRONMENT = jinja2.Environment(
-    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    loader=jinja2.PackageLoader(__package__, "."),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
 )
-_TEMPLATE = _ENVIRONMENT.from_string(TEMPLATE)
+_TEMPLATE = _ENVIRONMENT.get_template("template.html.j2")
 
 
 def render_html(data: ReportData) -> str:
@@ -413,7 +234,7 @@ def render_html(data: ReportData) -> str:
         absolute_uplift=_cell_text(headline.row("absolute_uplift")["mean"], data.currency),
         current_outcome=_cell_text(headline.row("current_outcome")["mean"], data.currency),
         units="of revenue" if data.target == "revenue" else "conversions",
-        recommendation=recommendation_text(data.allocation, data.horizon_weeks, data.currency),
+        recommendation=recommendation(data),
         tables={
             "lift_tests": None,
             "customer_value": None,
@@ -445,7 +266,7 @@ def report_json(data: ReportData) -> str:
     document = {
         "schema_version": SCHEMA_VERSION,
         **report_meta(data),
-        "recommendation": recommendation_text(data.allocation, data.horizon_weeks, data.currency),
+        "recommendation": recommendation(data),
         "tables": {t.name: _table_json(t) for t in tables.all},
         "scope": scope_statements(data),
         "source_files": [str(name) for name in data.source_files],

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from conversionflow_dagster.core.atomic import atomic_path, write_text_atomic
+from conversionflow_dagster.core.stats import finite_or_none
 
 WEEKS_PER_YEAR = 365.25 / 7
 SECONDS_PER_WEEK = 7 * 24 * 3600
@@ -639,8 +640,8 @@ def _customer_value_truth_json(data: SyntheticData) -> dict[str, object]:
             by_channel[row["channel"]][str(horizon)] = {
                 "customers": int(row["customers"]),
                 "expected_value_per_acquisition": row["expected_value_per_acquisition"],
-                "conversions_per_customer": _finite_or_none(row["conversions_per_customer"]),
-                "true_customer_value": _finite_or_none(row["true_customer_value"]),
+                "conversions_per_customer": finite_or_none(row["conversions_per_customer"]),
+                "true_customer_value": finite_or_none(row["true_customer_value"]),
             }
     return {
         "definition": (
@@ -654,10 +655,6 @@ def _customer_value_truth_json(data: SyntheticData) -> dict[str, object]:
         "horizon_days": list(CUSTOMER_VALUE_HORIZONS),
         "channels": by_channel,
     }
-
-
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:

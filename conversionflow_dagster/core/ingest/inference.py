@@ -1,0 +1,972 @@
+"""Inspect a stranger's data files and propose a project config (``conversionflow init``).
+
+A new user has a file and the README. This module reads the file(s) with the ingest reader,
+recognises the route (a weekly panel, or an event log with a spend feed), and guesses the
+column mapping from names and values. Every guess carries its evidence and whatever could not
+be decided becomes a note, so the user can check the proposal line by line instead of trusting
+it blindly; ``conversionflow validate`` then judges the result.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from conversionflow_dagster.core.config import WEEKDAYS
+from conversionflow_dagster.core.errors import InputDataError
+from conversionflow_dagster.core.ingest.panel import complete_weeks, week_floor
+from conversionflow_dagster.core.ingest.tables import read_table
+from conversionflow_dagster.core.months import shift_month
+
+HORIZON_DAYS = 91  # optimisation.horizon_weeks' default (13 weeks): the scale of the budget
+MONTH_STEM = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")  # per-month files: YYYY-MM.csv
+ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")  # an ISO 8601 date with a day
+OTHER_DATE = re.compile(r"^\d{1,2}[/.]\d{1,2}[/.]\d{2,4}")  # 20/01/2024, 1.20.24, ...
+MAX_LEVELS = 12  # a text column with at most this many values can be a categorical control
+
+# Words in column names (lower-cased tokens) that carry the evidence.
+MONEY = {"spend", "spends", "spent", "spending", "cost", "costs", "investment", "investments",
+         "invest", "budget", "expenditure", "expense", "expenses", "outlay"}  # fmt: skip
+TOUCH = {"impressions", "impression", "imps", "impr", "clicks", "click", "grps", "grp",
+         "trps", "trp", "views", "reach", "exposures", "exposure", "touches", "sessions",
+         "visits"}  # fmt: skip
+CHANNEL_WORDS = {"tv", "television", "radio", "ooh", "dooh", "outdoor", "print", "press",
+                 "search", "sem", "ppc", "social", "facebook", "fb", "meta", "instagram",
+                 "tiktok", "youtube", "display", "video", "olv", "ctv", "affiliate", "affiliates",
+                 "email", "podcast", "programmatic", "google", "bing", "linkedin", "twitter",
+                 "snapchat", "pinterest", "cinema", "banner", "native"}  # fmt: skip
+COUNT_TARGET = {"conversions", "conversion", "orders", "leads", "signups", "units",
+                "transactions", "purchases", "acquisitions", "installs", "bookings",
+                "subscriptions", "registrations"}  # fmt: skip
+MONEY_TARGET = {"revenue", "revenues", "turnover", "gmv", "income"}
+OPEN_TARGET = {"sales", "kpi", "y", "target", "outcome"}  # money or counts: the values decide
+RATIO = {"per", "rate", "ratio", "avg", "average", "mean", "share", "pct", "percent", "cpa",
+         "cpc", "cpm", "roas", "aov"}  # fmt: skip
+NOT_OURS = {"competitor", "competitors", "competition", "industry", "category", "market"}
+CALENDAR = {"t", "trend", "dayofyear", "doy", "weekofyear", "woy", "index", "idx", "quarter",
+            "month", "year", "week", "weeknumber"}  # fmt: skip
+GENERIC = {"media", "paid", "total", "weekly", "daily", "amount", "usd", "eur", "gbp"}
+DATE_WORDS = ("date", "week", "ds", "time", "day", "period", "timestamp", "datetime")
+ID_WORDS = {"customer", "cust", "user", "client", "visitor", "person", "member", "account",
+            "cookie", "device", "contact", "id", "uid", "cid"}  # fmt: skip
+TOUCHPOINT_WORDS = ("touchpoint", "touch", "channel", "source", "medium", "campaign", "utm",
+                    "interaction", "event", "type", "action", "activity")  # fmt: skip
+FLAG_WORDS = ("conversion", "converted", "convert", "conversions", "purchase", "purchased",
+              "order", "ordered", "sale", "goal", "success", "is", "flag")  # fmt: skip
+VALUE_WORDS = ("value", "revenue", "amount", "gmv", "sales", "price", "basket", "total")
+LONG_CHANNEL_WORDS = {"channel", "media", "medium", "platform", "source", "touchpoint", "vendor"}
+MARKET_WORDS = {"geo", "market", "region", "country", "dma", "state", "territory", "area",
+                "city", "store", "location"}  # fmt: skip
+ORGANIC = {"organic", "direct", "seo", "referral", "unpaid", "natural", "free"}
+ROBYN_SUFFIX = {"_S": "spend", "_I": "touches", "_P": "touches", "_B": "baseline"}
+
+NEITHER = (
+    "expected a weekly panel (one row per week: a date column with dates 7 days apart, spend "
+    "per channel and a target such as conversions, sales or revenue) or an event log (many rows "
+    "per day: a customer id, a timestamp, a touchpoint, a 0/1 conversion and a value)"
+)
+
+Route = Literal["panel", "events"]
+
+
+@dataclass(frozen=True)
+class Guess:
+    """One decision: the config key it fills, what was chosen, and why."""
+
+    key: str
+    value: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class ChannelGuess:
+    name: str
+    spend_column: str | None = None  # panel route, wide spend file
+    touches_column: str | None = None  # panel route
+    touchpoints: tuple[str, ...] = ()  # events route
+
+
+@dataclass(frozen=True)
+class ControlGuess:
+    name: str
+    column: str
+    categorical: bool = False
+    baseline: str | None = None
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What ``init`` proposes: the route, the mapping and the month range, with the evidence."""
+
+    route: Route
+    paths: dict[str, Path]  # role (panel, events, spend, controls) -> file or {month} template
+    columns: dict[str, dict[str, str]]  # role -> contract field -> column in the file
+    channels: tuple[ChannelGuess, ...]
+    controls: tuple[ControlGuess, ...]
+    target: str  # model.target
+    likelihood: str
+    months: tuple[str, str]
+    week_start: str = "monday"
+    spend_layout: str | None = None  # events route: long or wide
+    markets: tuple[str, ...] = ()
+    recent_spend: float | None = None  # all channels (and markets), last 13 weeks of data
+    guesses: tuple[Guess, ...] = ()
+    notes: tuple[str, ...] = ()  # what could not be decided, or needs the user's eye
+
+    def evidence(self) -> dict[str, str]:
+        """Config key -> why it was chosen (the YAML comments)."""
+        return {g.key: g.evidence for g in self.guesses}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and profiling
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    kind: str  # "date", "number" or "text"
+    values: pd.Series  # datetime64 / float / string, NA where blank
+    blanks: int
+    levels: int  # distinct non-blank values
+    tokens: tuple[str, ...]
+
+
+@dataclass
+class _Source:
+    """One input: a file, or a set of per-month files read as one table."""
+
+    files: list[Path]
+    template: Path
+    frame: pd.DataFrame
+    columns: dict[str, _Column] = field(default_factory=dict)
+
+    @property
+    def shown(self) -> str:
+        return str(self.template)
+
+
+def tokens(name: str) -> tuple[str, ...]:
+    """Lower-case words of a column name: 'TotalSales' and 'total_sales' both give
+    ('total', 'sales'); a Robyn-style one-letter suffix ('tv_S') is its own token."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name.strip())
+    return tuple(t for t in re.split(r"[^0-9a-z]+", spaced.lower()) if t)
+
+
+def _suffix(name: str) -> str | None:
+    """What a Robyn-style suffix says the column is (case-sensitive: 'tv_S' but not 'tv_s')."""
+    return ROBYN_SUFFIX.get(name.strip()[-2:])
+
+
+def _refuse_other_delimiter(path: Path) -> None:
+    """A ';' or tab separated export would read as one column; say so instead of guessing."""
+    with open(path, "rb") as handle:
+        header = handle.readline(65536).decode("utf-8", errors="replace")
+    counts = {",": header.count(","), ";": header.count(";"), "\t": header.count("\t")}
+    found = max(counts, key=counts.get)
+    if found != "," and counts[found] > 0:
+        name = "';'" if found == ";" else "a tab"
+        raise InputDataError(
+            path,
+            f"the columns are separated by {name}, but conversionflow reads comma-separated CSV "
+            "(or Parquet); save the file comma-separated (from a spreadsheet: 'CSV UTF-8') "
+            "and run init again",
+        )
+
+
+def _read(files: list[Path]) -> pd.DataFrame:
+    frames = []
+    for path in files:
+        if path.suffix.lower() != ".parquet" and path.is_file():
+            _refuse_other_delimiter(path)
+        frames.append(read_table(path).frame)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _profile(frame: pd.DataFrame) -> dict[str, _Column]:
+    out = {}
+    for name in frame.columns:
+        raw = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(raw):
+            kind, values = "date", _naive(raw)
+        elif pd.api.types.is_bool_dtype(raw) or pd.api.types.is_numeric_dtype(raw):
+            kind, values = "number", raw.astype(float)
+        else:
+            text = raw.astype("string").str.strip()
+            text = text.mask(text == "")
+            kind, values = _parse_text(text)
+        blanks = int(values.isna().sum())
+        levels = int(values.nunique(dropna=True))
+        out[str(name)] = _Column(str(name), kind, values, blanks, levels, tokens(str(name)))
+    return out
+
+
+def _naive(stamps: pd.Series) -> pd.Series:
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps.astype("datetime64[ns]")
+
+
+def _parse_text(text: pd.Series) -> tuple[str, pd.Series]:
+    filled = text.dropna()
+    if filled.empty:
+        return "text", text
+    numbers = pd.to_numeric(filled, errors="coerce")
+    if numbers.notna().all():
+        return "number", pd.to_numeric(text, errors="coerce").astype(float)
+    if filled.str.match(ISO_DAY).all():  # the pipeline reads ISO 8601 only, with a day
+        stamps = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+        if stamps[text.notna()].notna().all():
+            return "date", _naive(stamps)
+    return "text", text
+
+
+def _has(column: _Column, words: set[str] | Sequence[str]) -> bool:
+    return any(t in words for t in column.tokens)
+
+
+def _snake(words: Sequence[str]) -> str:
+    return re.sub(r"[^0-9A-Za-z]+", "_", "_".join(words)).strip("_")
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... when another key already has it (any case)."""
+    unique, n = name, 2
+    while unique.lower() in taken:
+        unique, n = f"{name}_{n}", n + 1
+    taken.add(unique.lower())
+    return unique
+
+
+# ---------------------------------------------------------------------------------------------
+# Recognising what a file is
+
+
+@dataclass(frozen=True)
+class _Shape:
+    date: str
+    days: pd.Series  # dates at midnight
+    has_time: bool
+    rows_per_day: float
+    spacing: float  # median days between distinct dates
+    market: str | None  # a column with one row per market and date
+    one_row_per_date: bool  # (per market with a market column)
+
+
+def _date_column(source: _Source) -> str:
+    dates = [c for c in source.columns.values() if c.kind == "date" and c.blanks == 0]
+    if not dates:
+        raise InputDataError(source.template, _no_date_problem(source))
+
+    def rank(column: _Column) -> int:
+        named = [i for i, word in enumerate(DATE_WORDS) if word in column.tokens]
+        return named[0] if named else len(DATE_WORDS)
+
+    return min(dates, key=rank).name
+
+
+def _no_date_problem(source: _Source) -> str:
+    columns = list(source.columns)
+    hint = ""
+    for column in source.columns.values():
+        sample = column.values.dropna()
+        if column.kind == "text" and len(sample) and sample.str.match(OTHER_DATE).all():
+            hint = (
+                f"; column {column.name!r} holds dates like {sample.iloc[0]!r}, but the pipeline "
+                "reads ISO 8601 dates (2024-01-20): convert that column"
+            )
+            break
+    return (
+        f"no column of ISO 8601 dates (like 2024-01-20) among {columns}{hint}; expected a date "
+        "column (weekly panel, spend) or a timestamp (event log)"
+    )
+
+
+def _shape(source: _Source) -> _Shape:
+    date = _date_column(source)
+    stamps = source.columns[date].values
+    days = stamps.dt.normalize()
+    distinct = np.sort(days.unique())
+    steps = np.diff(distinct).astype("timedelta64[D]").astype(int)
+    spacing = float(np.median(steps)) if len(steps) else 0.0
+    market = _market_column(source, days)
+    keys = pd.DataFrame({"d": days, "m": source.columns[market].values if market else ""})
+    return _Shape(
+        date=date,
+        days=days,
+        has_time=bool((stamps != days).any()),
+        rows_per_day=len(days) / max(len(distinct), 1),
+        spacing=spacing,
+        market=market,
+        one_row_per_date=not keys.duplicated().any(),
+    )
+
+
+def _market_column(source: _Source, days: pd.Series) -> str | None:
+    """A text column in which every date has one row per value (a long, per-market panel)."""
+    if not days.duplicated().any():
+        return None
+    candidates = []
+    for column in source.columns.values():
+        if column.kind != "text" or column.blanks or not 1 < column.levels <= len(days) // 2:
+            continue
+        keys = pd.DataFrame({"d": days, "m": column.values})
+        per_date = keys.groupby("d")["m"].nunique()
+        if not keys.duplicated().any() and (per_date == column.levels).all():
+            candidates.append(column)
+    candidates.sort(key=lambda c: not _has(c, MARKET_WORDS))
+    return candidates[0].name if candidates else None
+
+
+def _id_column(source: _Source, shape: _Shape) -> _Column | None:
+    ids = [
+        c
+        for c in source.columns.values()
+        if c.kind in ("text", "number") and _has(c, ID_WORDS) and 1 < c.levels < len(shape.days)
+    ]
+    ids.sort(key=lambda c: "id" not in c.tokens)
+    return ids[0] if ids else None
+
+
+def _long_spend_columns(source: _Source, shape: _Shape) -> tuple[str, str] | None:
+    """(channel column, spend column) of a long spend file: a date and channel per row."""
+    labels = [
+        c
+        for c in source.columns.values()
+        if c.kind == "text" and _has(c, LONG_CHANNEL_WORDS) and 1 < c.levels <= 200
+    ]
+    money = [c for c in source.columns.values() if c.kind == "number" and _has(c, MONEY)]
+    if not labels or not money or shape.rows_per_day < 1.5:
+        return None
+    keys = pd.DataFrame({"d": shape.days, "c": labels[0].values})
+    return None if keys.duplicated().any() else (labels[0].name, money[0].name)
+
+
+def _kind(source: _Source, shape: _Shape) -> str:
+    """'events', 'panel', 'spend' or 'controls' (a weekly table with neither)."""
+    if _long_spend_columns(source, shape):
+        return "spend"
+    if _id_column(source, shape) is not None and (shape.has_time or shape.rows_per_day > 1.5):
+        return "events"
+    if not shape.one_row_per_date:
+        raise InputDataError(
+            source.template,
+            f"several rows share a date in {shape.date!r} (about {shape.rows_per_day:.1f} per "
+            "day) but no customer id column was found; " + NEITHER,
+        )
+    numbers = _numbers(source, shape)
+    roles = {_number_role(c) for c in numbers}
+    weekly = 6 <= shape.spacing <= 8
+    if weekly and "target" in roles:
+        return "panel"
+    if "target" in roles:
+        raise InputDataError(
+            source.template,
+            f"one row per date, but the dates in {shape.date!r} are {shape.spacing:g} day(s) "
+            "apart; conversionflow models weekly data: add the rows up to one per week (dates 7 "
+            "days apart), or give the event log they came from",
+        )
+    if "spend" in roles:
+        return "spend"
+    if weekly and numbers:
+        return "controls"
+    raise InputDataError(source.template, f"found no target, spend or event columns; {NEITHER}")
+
+
+def _numbers(source: _Source, shape: _Shape) -> list[_Column]:
+    skip = {shape.date, shape.market}
+    return [c for c in source.columns.values() if c.kind == "number" and c.name not in skip]
+
+
+def _number_role(column: _Column) -> str:
+    """What a numeric column of a weekly table is, from its name and values."""
+    suffix = _suffix(column.name)
+    if _has(column, MONEY) or suffix == "spend":
+        return "spend"
+    if _has(column, TOUCH) or suffix == "touches":
+        return "touches"
+    targety = _has(column, COUNT_TARGET | MONEY_TARGET | OPEN_TARGET)
+    if targety and _has(column, RATIO):
+        return "ratio"
+    if targety and not _has(column, NOT_OURS) and suffix != "baseline":
+        return "target"
+    if set(column.tokens) <= CALENDAR:
+        return "calendar"
+    if column.levels <= 1:
+        return "constant"
+    if _has(column, CHANNEL_WORDS | {"media"}) and not _has(column, NOT_OURS):
+        return "spend"
+    return "control"
+
+
+# ---------------------------------------------------------------------------------------------
+# The entry point
+
+
+def inspect_files(paths: Sequence[str | Path]) -> Inference:
+    """Recognise the route of ``paths`` and propose the mapping, month range and notes.
+
+    Raises :class:`InputDataError` naming the file when it is unreadable or fits no route.
+    """
+    sources = [_load(group) for group in _group([Path(p) for p in paths])]
+    kinds = []
+    for source in sources:
+        shape = _shape(source)
+        kinds.append((_kind(source, shape), source, shape))
+    by_kind: dict[str, list] = {}
+    for kind, source, shape in kinds:
+        by_kind.setdefault(kind, []).append((source, shape))
+    if "panel" in by_kind:
+        panel = by_kind["panel"][0]
+        if len(sources) > 1:
+            extra = next(s for _, s, _ in kinds if s is not panel[0])
+            raise InputDataError(
+                extra.shown,
+                "a weekly panel is read from one file, and another file was given with it; "
+                "give the panel alone (or the event log and its spend file)",
+            )
+        return _panel(*panel)
+    if "events" in by_kind:
+        return _events(by_kind)
+    source = sources[0]
+    kind = kinds[0][0]
+    raise InputDataError(
+        source.shown,
+        f"this looks like a {kind} file (no target and no customer id); {NEITHER}",
+    )
+
+
+def _group(paths: list[Path]) -> list[list[Path]]:
+    """Per-month files (YYYY-MM.csv) in one folder form one input; every other file its own."""
+    groups: dict[tuple, list[Path]] = {}
+    for path in paths:
+        key = (path.parent, path.suffix.lower()) if MONTH_STEM.match(path.stem) else (path,)
+        groups.setdefault(key, []).append(path)
+    return [sorted(files) for files in groups.values()]
+
+
+def _load(files: list[Path]) -> _Source:
+    first = files[0]
+    monthly = MONTH_STEM.match(first.stem) is not None
+    template = first.parent / f"{{month}}{first.suffix}" if monthly else first
+    source = _Source(files, template, _read(files))
+    source.columns = _profile(source.frame)
+    return source
+
+
+def _month(stamp: pd.Timestamp) -> str:
+    return f"{stamp.year:04d}-{stamp.month:02d}"
+
+
+def _weekday(days: pd.Series) -> str | None:
+    """The weekday every date falls on, or None if they differ."""
+    weekdays = days.dt.day_of_week.unique()
+    return WEEKDAYS[int(weekdays[0])] if len(weekdays) == 1 else None
+
+
+def _recent_spend(days: pd.Series, spend: pd.DataFrame) -> float:
+    """Spend over the last 13 weeks of data: the budget the allocation defaults to."""
+    recent = (days > days.max() - pd.Timedelta(days=HORIZON_DAYS)).to_numpy()
+    return float(np.nansum(spend.loc[recent].to_numpy(dtype=float)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Route 2: a weekly panel
+
+
+def _panel(source: _Source, shape: _Shape) -> Inference:
+    guesses: list[Guess] = []
+    notes: list[str] = []
+    date = shape.date
+    first, last = shape.days.min(), shape.days.max()
+    guesses.append(
+        Guess(
+            "sources.panel.columns.date",
+            date,
+            f"ISO dates, {shape.spacing:g}-day spacing, {first.date()}..{last.date()}",
+        )
+    )
+    week_start = _weekday(shape.days)
+    if week_start is None:
+        week_start = "monday"
+        notes.append(
+            f"the dates in {date!r} fall on different weekdays; weeks are taken to start on "
+            "Monday: check that no two rows fall in one week"
+        )
+    else:
+        guesses.append(Guess("project.week_start", week_start, f"every date is a {week_start}"))
+    markets: tuple[str, ...] = ()
+    if shape.market:
+        markets = tuple(sorted(source.columns[shape.market].values.dropna().unique(), key=_natural))
+        guesses.append(
+            Guess(
+                "sources.panel.columns.market",
+                shape.market,
+                f"text with one row per date for each of its {len(markets)} values",
+            )
+        )
+    columns = {"date": date}
+    roles: dict[str, list[_Column]] = {}
+    for column in _numbers(source, shape):
+        role = _number_role(column)
+        if role == "control" and shape.market and _constant_per_market(source, shape, column):
+            role = "constant"
+        roles.setdefault(role, []).append(column)
+    target, likelihood = _panel_target(roles.get("target", []), columns, guesses, notes)
+    if shape.market:
+        columns["market"] = shape.market
+    channels = _panel_channels(roles.get("spend", []), roles.get("touches", []), guesses, notes)
+    controls = _controls(
+        roles.get("control", []) + _categoricals(source, shape, columns.values()), guesses
+    )
+    for role, why in (
+        ("ratio", "a ratio of the target, not a driver of it"),
+        ("calendar", "a calendar index: the model has its own trend and seasonality"),
+        ("constant", "the same value in every row (of a market): the baseline covers it"),
+    ):
+        for column in roles.get(role, []):
+            notes.append(f"column {column.name!r} is left out: {why}")
+    _note_blanks(source, [*columns.values(), *_mapped(channels, controls)], notes, "panel")
+    spend_columns = [c.spend_column for c in channels]
+    spend = pd.DataFrame({c: source.columns[c].values for c in spend_columns})
+    return Inference(
+        route="panel",
+        paths={"panel": source.template},
+        columns={"panel": columns},
+        channels=channels,
+        controls=controls,
+        target=target,
+        likelihood=likelihood,
+        months=(_month(first), _month(last + pd.Timedelta(days=6))),  # the last week's end
+        week_start=week_start,
+        markets=markets,
+        recent_spend=_recent_spend(shape.days, spend) if spend_columns else None,
+        guesses=tuple(guesses),
+        notes=tuple(notes),
+    )
+
+
+def _natural(text: str) -> list:
+    """Sort key that puts 'Geo2' before 'Geo10'."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _constant_per_market(source: _Source, shape: _Shape, column: _Column) -> bool:
+    by_market = column.values.groupby(source.columns[shape.market].values.to_numpy())
+    return bool((by_market.nunique() <= 1).all())
+
+
+def _panel_target(
+    candidates: list[_Column], columns: dict[str, str], guesses: list[Guess], notes: list[str]
+) -> tuple[str, str]:
+    """Map conversions and/or revenue; fit conversions when both exist."""
+    found: dict[str, tuple[_Column, str]] = {}
+    for column in candidates:
+        values = column.values.dropna()
+        whole = bool((values == values.round()).all())
+        if _has(column, COUNT_TARGET):
+            field_, why = "conversions", "count-like name"
+        elif _has(column, MONEY_TARGET):
+            field_, why = "revenue", "revenue-like name"
+        else:
+            field_ = "conversions" if whole else "revenue"
+            why = f"target-like name, {'whole numbers' if whole else 'fractional values'}"
+        if field_ in found:
+            notes.append(
+                f"column {column.name!r} also looks like a target ({why}); "
+                f"{found[field_][0].name!r} is used as {field_}"
+            )
+            continue
+        found[field_] = (column, why)
+        columns[field_] = column.name
+        guesses.append(Guess(f"sources.panel.columns.{field_}", column.name, why))
+    target = "conversions" if "conversions" in found else "revenue"
+    if len(found) == 2:
+        notes.append("both conversions and revenue are mapped; set model.target: revenue to fit it")
+    values = found[target][0].values.dropna()
+    if target == "revenue":
+        likelihood, why = "normal", "revenue is money: a Normal likelihood"
+    elif (values == values.round()).all():
+        likelihood, why = "negbinomial", "whole-number counts, usually over-dispersed"
+    else:
+        likelihood, why = "normal", "fractional conversions: a count likelihood would refuse them"
+    guesses.append(Guess("model.target", target, f"column {found[target][0].name!r}"))
+    guesses.append(Guess("model.likelihood", likelihood, why))
+    return target, likelihood
+
+
+def _stem(column: str) -> tuple[str, ...]:
+    """The words of a column that name its channel ('TV_Spend' -> ('TV',))."""
+    name = column.strip()
+    if _suffix(name):
+        name = name[:-2]
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name)
+    words = [w for w in re.split(r"[^0-9A-Za-z]+", spaced) if w]
+    return tuple(w for w in words if w.lower() not in MONEY | TOUCH | GENERIC)
+
+
+def _channel_name(column: str, taken: set[str]) -> str:
+    return _unique(_snake(_stem(column)) or _snake([column]) or "channel", taken)
+
+
+def _panel_channels(
+    spend: list[_Column], touches: list[_Column], guesses: list[Guess], notes: list[str]
+) -> tuple[ChannelGuess, ...]:
+    taken: set[str] = set()
+    named = [(_channel_name(c.name, taken), c) for c in spend]
+    by_stem = {tuple(w.lower() for w in _stem(c.name)): name for name, c in named}
+    paired: dict[str, _Column] = {}
+    for column in touches:
+        stem = tuple(w.lower() for w in _stem(column.name))
+        channel = by_stem.get(stem)
+        if channel is None:
+            notes.append(
+                f"column {column.name!r} looks like touches (impressions, clicks) but no spend "
+                f"column shares its stem {'_'.join(stem)!r}; left out (map it as a control if "
+                "it is organic media)"
+            )
+        elif channel in paired:
+            notes.append(
+                f"column {column.name!r} is a second touches column for {channel!r}; "
+                f"{paired[channel].name!r} is used"
+            )
+        else:
+            paired[channel] = column
+    if not spend:
+        notes.append(
+            "no spend column was recognised (names with spend, cost, investment, media, budget "
+            "or a channel word); add channels.<name>.spend_column by hand"
+        )
+    out = []
+    for name, column in named:
+        why = _spend_evidence(column)
+        touch = paired.get(name)
+        if touch is not None:
+            why += f"; touches {touch.name!r} share the stem"
+        guesses.append(Guess(f"channels.{name}", column.name, why))
+        out.append(
+            ChannelGuess(name, spend_column=column.name, touches_column=touch and touch.name)
+        )
+    return tuple(out)
+
+
+def _spend_evidence(column: _Column) -> str:
+    if _suffix(column.name) == "spend":
+        return "spend-like name: Robyn's _S suffix"
+    if _has(column, MONEY):
+        return "spend-like name"
+    return "a channel word in the name, numeric"
+
+
+def _categoricals(source: _Source, shape: _Shape, used: Sequence[str]) -> list[_Column]:
+    skip = {shape.date, shape.market, *used}
+    return [
+        c
+        for c in source.columns.values()
+        if c.kind == "text" and c.name not in skip and 1 < c.levels <= MAX_LEVELS
+    ]
+
+
+def _controls(columns: list[_Column], guesses: list[Guess]) -> tuple[ControlGuess, ...]:
+    out, taken = [], set()
+    for column in columns:
+        words = [t for t in column.tokens if t != "control"]
+        if _suffix(column.name) == "baseline":
+            words = words[:-1]
+        name = _unique(_snake(words).lower() or "control", taken)
+        if column.kind == "text":
+            baseline = str(column.values.value_counts().idxmax())
+            why = f"text with {column.levels} values; baseline {baseline!r}, the most frequent"
+            out.append(ControlGuess(name, column.name, categorical=True, baseline=baseline))
+        else:
+            why = "numeric, not spend, touches or target"
+            out.append(ControlGuess(name, column.name))
+        guesses.append(Guess(f"controls.series.{name}", column.name, why))
+    return tuple(out)
+
+
+def _mapped(channels: Sequence[ChannelGuess], controls: Sequence[ControlGuess]) -> list[str]:
+    columns = [c.spend_column for c in channels] + [c.touches_column for c in channels]
+    return [c for c in columns if c] + [c.column for c in controls if not c.categorical]
+
+
+def _note_blanks(source: _Source, used: Sequence[str], notes: list[str], section: str) -> None:
+    for name in used:
+        column = source.columns[name]
+        if column.blanks and column.kind == "number":
+            notes.append(
+                f"column {name!r} has {column.blanks} blank value(s): validate refuses them; set "
+                f"{section}.blank_as_zero: true if a blank means 0"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Route 1: an event log with a spend feed
+
+
+def _events(by_kind: dict[str, list]) -> Inference:
+    logs = by_kind.pop("events")
+    if len(logs) > 1:
+        raise InputDataError(
+            logs[1][0].shown,
+            "a second event log; give one file, or one file per month named YYYY-MM.csv in one "
+            "folder",
+        )
+    source, shape = logs[0]
+    guesses: list[Guess] = []
+    notes: list[str] = []
+    columns = {"events": _event_columns(source, shape, guesses, notes)}
+    touchpoints = sorted(source.columns[columns["events"]["touchpoint"]].values.dropna().unique())
+    paths = {"events": source.template}
+    spend_days = None
+    channels: tuple[ChannelGuess, ...] = ()
+    layout, recent = None, None
+    spends = by_kind.pop("spend", [])
+    if spends:
+        spend_source, spend_shape = spends[0]
+        paths["spend"] = spend_source.template
+        layout, spend_columns, channels, recent = _spend_feed(
+            spend_source, spend_shape, touchpoints, guesses, notes
+        )
+        columns["spend"] = spend_columns
+        spend_days = spend_shape
+    else:
+        notes.append(
+            "no spend file was given: every paid channel needs a spend feed (a second file: "
+            "date, channel, spend) or channels.<name>.cost_per_touch"
+        )
+    controls: tuple[ControlGuess, ...] = ()
+    for control_source, control_shape in by_kind.pop("controls", [])[:1]:
+        paths["controls"] = control_source.template
+        columns["controls"] = {"date_column": control_shape.date}
+        guesses.append(Guess("controls.date_column", control_shape.date, "ISO dates, weekly"))
+        numbers = _numbers(control_source, control_shape)
+        for column in (c for c in numbers if c.levels <= 1):
+            notes.append(f"control {column.name!r} is left out: the same value in every row")
+        controls = _controls(
+            [c for c in numbers if c.levels > 1] + _categoricals(control_source, control_shape, []),
+            guesses,
+        )
+    for extra in (s for group in by_kind.values() for s, _ in group):
+        notes.append(f"{extra.shown}: not used (a second spend or controls file?)")
+    months = _event_months(source, shape, spend_days, notes)
+    guesses.append(Guess("model.target", "conversions", "the 0/1 conversions, counted per week"))
+    guesses.append(
+        Guess("model.likelihood", "poisson", "weekly counts of conversions, as for the sample")
+    )
+    return Inference(
+        route="events",
+        paths=paths,
+        columns=columns,
+        channels=channels,
+        controls=controls,
+        target="conversions",
+        likelihood="poisson",
+        months=months,
+        spend_layout=layout,
+        recent_spend=recent,
+        guesses=tuple(guesses),
+        notes=tuple(notes),
+    )
+
+
+def _pick(
+    source: _Source,
+    wanted: Sequence[str],
+    accept,
+    exclude: set[str],
+) -> _Column | None:
+    """The first column ``accept`` takes, preferring names with an earlier word of ``wanted``."""
+    found = [c for c in source.columns.values() if c.name not in exclude and accept(c)]
+
+    def rank(column: _Column) -> int:
+        named = [i for i, word in enumerate(wanted) if word in column.tokens]
+        return named[0] if named else len(wanted)
+
+    found.sort(key=rank)
+    return found[0] if found else None
+
+
+def _event_columns(
+    source: _Source, shape: _Shape, guesses: list[Guess], notes: list[str]
+) -> dict[str, str]:
+    customer = _id_column(source, shape)
+    used = {shape.date, customer.name}
+    key = "sources.events.columns"
+    guesses.append(
+        Guess(
+            f"{key}.customer_id",
+            customer.name,
+            f"id-like name, {customer.levels:,} ids over {len(shape.days):,} rows",
+        )
+    )
+    guesses.append(
+        Guess(
+            f"{key}.timestamp",
+            shape.date,
+            f"ISO timestamps, about {shape.rows_per_day:.0f} rows per day",
+        )
+    )
+    columns = {"customer_id": customer.name, "timestamp": shape.date}
+
+    def is_flag(column: _Column) -> bool:
+        values = column.values.dropna()
+        if column.kind == "text":
+            values = values.str.lower().map({"true": 1, "false": 0, "0": 0, "1": 1})
+        return len(values) > 0 and values.notna().all() and set(values.unique()) <= {0, 1}
+
+    flag = _pick(source, FLAG_WORDS, is_flag, used)
+    if flag is not None and (_has(flag, FLAG_WORDS) or flag.kind == "number"):
+        columns["conversion"] = flag.name
+        used.add(flag.name)
+        why = "0/1 values, conversion-like name" if _has(flag, FLAG_WORDS) else "0/1 values"
+        guesses.append(Guess(f"{key}.conversion", flag.name, why))
+
+    def is_label(column: _Column) -> bool:
+        return column.kind == "text" and 1 < column.levels <= 500
+
+    touch = _pick(source, TOUCHPOINT_WORDS, is_label, used)
+    if touch is None:
+        raise InputDataError(
+            source.shown,
+            "an event log needs a touchpoint column (text naming the channel or interaction of "
+            "each row, e.g. 'search_touch'); none was found",
+        )
+    columns["touchpoint"] = touch.name
+    used.add(touch.name)
+    guesses.append(
+        Guess(f"{key}.touchpoint", touch.name, f"text with {touch.levels} distinct touchpoints")
+    )
+    if "conversion" not in columns:
+        columns["conversion"] = "conversion"
+        notes.append(
+            "no 0/1 conversion column was found: add one to the log (1 on the rows that are a "
+            f"conversion, e.g. where {touch.name!r} is a purchase) and map it as "
+            f"{key}.conversion"
+        )
+
+    def is_money(column: _Column) -> bool:
+        return column.kind == "number" and bool((column.values.dropna() >= 0).all())
+
+    value = _pick(source, VALUE_WORDS, is_money, used)
+    if value is not None and _has(value, set(VALUE_WORDS)):
+        columns["value"] = value.name
+        guesses.append(
+            Guess(f"{key}.value", value.name, "non-negative numbers, value-like name (blank = 0)")
+        )
+    else:
+        columns["value"] = "value"
+        notes.append(f"no conversion value column was found: add one and map it as {key}.value")
+    return columns
+
+
+def _spend_feed(
+    source: _Source,
+    shape: _Shape,
+    touchpoints: list[str],
+    guesses: list[Guess],
+    notes: list[str],
+) -> tuple[str, dict[str, str], tuple[ChannelGuess, ...], float]:
+    """Layout, column mapping, channels (with their touchpoints) and recent spend."""
+    every = {1: "daily", 7: "weekly"}.get(round(shape.spacing), f"{shape.spacing:g}-day")
+    if 27 <= shape.spacing <= 32:
+        every = "monthly"
+        notes.append(
+            "the spend rows are monthly: the weekly panel needs spend in every week, so "
+            "validate reports the weeks without a spend row; spread each month's spend over "
+            "its weeks (or days) in the file"
+        )
+    guesses.append(Guess("sources.spend.columns.date", shape.date, f"ISO dates, {every} rows"))
+    long = _long_spend_columns(source, shape)
+    if long is not None:
+        channel, money = long
+        guesses.append(Guess("sources.spend.layout", "long", "a date, a channel and a spend"))
+        guesses.append(Guess("sources.spend.columns.channel", channel, "channel names per row"))
+        guesses.append(Guess("sources.spend.columns.spend", money, "spend-like name"))
+        names = sorted(source.columns[channel].values.dropna().unique())
+        spend = pd.DataFrame({"spend": source.columns[money].values})
+        columns = {"date": shape.date, "channel": channel, "spend": money}
+        found = [(name, None) for name in names]
+    else:
+        guesses.append(Guess("sources.spend.layout", "wide", "one row per date, a column each"))
+        numbers = [c for c in _numbers(source, shape) if c.levels > 1]
+        taken: set[str] = set()
+        found = [(_channel_name(c.name, taken), c.name) for c in numbers]
+        spend = pd.DataFrame({c.name: c.values for c in numbers})
+        columns = {"date": shape.date}
+    channels = _match_touchpoints(found, touchpoints, guesses, notes)
+    return ("long" if long else "wide"), columns, channels, _recent_spend(shape.days, spend)
+
+
+def _match_touchpoints(
+    found: list[tuple[str, str | None]],
+    touchpoints: list[str],
+    guesses: list[Guess],
+    notes: list[str],
+) -> tuple[ChannelGuess, ...]:
+    """Touchpoints whose name holds a channel's words belong to it; organic ones never do."""
+    taken: dict[str, str] = {}
+    out = []
+    for name, column in found:
+        words = set(tokens(name))
+        mine = tuple(
+            tp
+            for tp in touchpoints
+            if tp not in taken and words <= set(tokens(tp)) and not set(tokens(tp)) & ORGANIC
+        )
+        taken.update(dict.fromkeys(mine, name))
+        where = f"spend column {column!r}" if column else "a channel in the spend file"
+        why = f"{where}; touchpoint names hold its name" if mine else f"{where}; no touchpoint"
+        guesses.append(Guess(f"channels.{name}", ", ".join(mine) or "-", why))
+        out.append(ChannelGuess(name, spend_column=column, touchpoints=mine))
+    unmatched = [tp for tp in touchpoints if tp not in taken]
+    paid = [tp for tp in unmatched if _paid_looking(tp)]
+    if paid:
+        notes.append(
+            f"touchpoints {paid} name a channel but match no spend channel: they count as "
+            "organic unless you add a channel for them (with cost_per_touch if it has no spend)"
+        )
+    organic = [tp for tp in unmatched if tp not in paid]
+    if organic:
+        notes.append(f"touchpoints {organic} match no spend channel: they count as organic")
+    return tuple(out)
+
+
+def _paid_looking(touchpoint: str) -> bool:
+    words = set(tokens(touchpoint))
+    return bool(words & CHANNEL_WORDS) and not words & ORGANIC
+
+
+def _event_months(
+    source: _Source, shape: _Shape, spend: _Shape | None, notes: list[str]
+) -> tuple[str, str]:
+    """First and last month whose complete weeks all have events (and spend).
+
+    A month the data cover only in part would leave weeks without events, which the weekly
+    panel refuses; such an edge month is left out and the notes say so.
+    """
+    first, last = shape.days.min(), shape.days.max()
+    if spend is not None and round(spend.spacing) <= 7:
+        first, last = max(first, spend.days.min()), min(last, spend.days.max())
+    start, end = _month(first), _month(last)
+    wd = WEEKDAYS.index("monday")
+    if complete_weeks(start, start, wd)[0] < week_floor(pd.Series([first]), wd)[0]:
+        notes.append(f"{start} is covered only from {first.date()}: the range starts a month later")
+        start = shift_month(start, 1)
+    weeks = complete_weeks(end, end, wd)
+    if len(weeks) and weeks[-1] > week_floor(pd.Series([last]), wd)[0]:
+        notes.append(f"{end} is covered only up to {last.date()}: the range ends a month earlier")
+        end = shift_month(end, -1)
+    if end < start:
+        raise InputDataError(
+            source.shown,
+            f"the data run from {first.date()} to {last.date()} and cover no whole month; "
+            "the event route needs at least one",
+        )
+    return start, end

@@ -1,0 +1,36 @@
+"""How much history the model needs: one rule for the fit, ``validate`` and ``run``.
+
+Import-light on purpose (no JAX): the command line checks a project's history with it before
+any run starts, and the fit refuses with the same words when it is called directly.
+"""
+
+from __future__ import annotations
+
+# Fewest weeks the sampler is given: fewer leave the baseline, trend, seasonality and channel
+# effects with almost nothing to be told apart by (fitting.fit_mmm refuses them).
+MIN_FIT_WEEKS = 9
+
+
+def weeks_needed(holdout_weeks: int) -> int:
+    """Complete weeks a fit needs: the weeks it fits plus the weeks held out after them."""
+    return MIN_FIT_WEEKS + holdout_weeks
+
+
+def short_history(n_weeks: int, holdout_weeks: int, what: str = "the data has") -> str | None:
+    """Why ``n_weeks`` complete weeks are too few to fit, or None when they are enough.
+
+    ``what`` names where the weeks were counted (the data, a month range, a window).
+    """
+    needed = weeks_needed(holdout_weeks)
+    if n_weeks >= needed:
+        return None
+    if holdout_weeks:
+        how = (
+            f"{MIN_FIT_WEEKS} to fit + {holdout_weeks} held out by model.holdout_weeks; "
+            "lower model.holdout_weeks or add weeks of data"
+        )
+    else:
+        how = f"{MIN_FIT_WEEKS} to fit; each week model.holdout_weeks holds out adds one"
+    return (
+        f"{what} {n_weeks} complete week(s); the model needs at least {needed} ({how})"
+    )
