@@ -10,6 +10,7 @@ Extra arguments after `test` go to pytest (e.g. `python3 tasks.py test -m "not s
 """
 
 import hashlib
+import os
 import subprocess
 import sys
 import venv
@@ -51,7 +52,10 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT)
     if command == "demo":
         return subprocess.call([str(BIN / "conversionflow"), "run", "--sample", *rest], cwd=ROOT)
-    return subprocess.call([str(BIN / "conversionflow"), "ui", *rest], cwd=ROOT)
+    # Replace this process, so a signal to its pid reaches `conversionflow ui` (which stops
+    # every process of the UI) rather than a wrapper that would leave them running.
+    os.chdir(ROOT)
+    os.execv(str(BIN / "conversionflow"), [str(BIN / "conversionflow"), "ui", *rest])
 
 
 if __name__ == "__main__":

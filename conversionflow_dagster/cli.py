@@ -10,14 +10,13 @@ import logging
 import math
 import os
 import re
-import subprocess
 import sys
 import traceback
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from conversionflow_dagster import settings
 from conversionflow_dagster.asset_names import (
@@ -28,6 +27,11 @@ from conversionflow_dagster.asset_names import (
     POSTERIOR_TRACE,
 )
 from conversionflow_dagster.core.errors import ConversionflowError
+
+if TYPE_CHECKING:  # imported lazily at run time: `conversionflow --help` stays instant
+    import dagster as dg
+
+    from conversionflow_dagster.core.config import ProjectConfig
 
 SAMPLE_DIR = "data/sample"
 # Flags that override a config field: refused outside that field's bounds (core/config.py).
@@ -173,7 +177,7 @@ def _config_file(root: Path, given: str | None) -> Path:
     return settings.config_path(root)
 
 
-def selected_months(args: argparse.Namespace, config) -> list[str]:
+def selected_months(args: argparse.Namespace, config: "ProjectConfig") -> list[str]:
     """The months ``--from``/``--to`` select, refused unless they lie, in order, within the
     configured months (a partition outside them does not exist)."""
     from conversionflow_dagster.core.config import MONTH_PATTERN
@@ -195,7 +199,7 @@ def selected_months(args: argparse.Namespace, config) -> list[str]:
     return months_between(start, stop)
 
 
-def _check_output(root: Path, output: str | None, config) -> None:
+def _check_output(root: Path, output: str | None, config: "ProjectConfig") -> None:
     """``--output`` stays inside the project root, as the config's own paths do."""
     from conversionflow_dagster.core.config import resolve_project_path
     from conversionflow_dagster.core.errors import ConfigError
@@ -241,7 +245,7 @@ class Progress:
         self._same = []
 
 
-def _terminal_console():
+def _terminal_console() -> "dg.LoggerDefinition":
     """The runs' console logger without ``--debug``: their log lines at the chosen level,
     without Dagster's error records (each carries a stack trace, and the command prints every
     failed run's reasons itself; the event log and the UI keep them all), and a line repeated
@@ -291,6 +295,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(config_file)
     months = selected_months(args, config)
     _check_output(root, args.output, config)
+    if not args.stage2_only and args.fit != "none":  # too short a history: told before any run
+        from conversionflow_dagster.core.ingest.validation import check_history
+
+        check_history(root, config, months[-1])
     plan = run_plan(args, months, root, config.project.key, list(config.project.markets))
     if args.mode != "test" and args.sample and _sample_missing(root):
         print("generating the sample data (first run only) ...", flush=True)
@@ -373,14 +381,16 @@ def cmd_init(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     if not ok:
         print(
-            f"validate failed: edit the key named above in {out}, then run "
-            f"`conversionflow validate --config {out}`"
+            f"validate failed: fix what is named above (a key in {out}, or the data), then "
+            f"run `conversionflow validate --config {out}`"
         )
     return 0 if ok else 1
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """Start the Dagster UI on 127.0.0.1 with the persistent instance."""
+    from conversionflow_dagster.process_group import run_process_group
+
     root = settings.project_root()
     settings.ensure_dagster_home(root)
     command = [
@@ -398,7 +408,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--port",
         str(args.port),
     ]
-    return subprocess.call(command, cwd=root)
+    return run_process_group(command, root)  # one Ctrl-C or SIGTERM stops every process
 
 
 def _amount(text: str) -> float:

@@ -20,6 +20,10 @@ from conversionflow_dagster.core.ingest.panel import (
     write_panel,
 )
 
+# Input metadata: hand this input over as {partition key: value} even when it holds one
+# partition (Dagster hands a single partition over as the value itself).
+BY_PARTITION = "conversionflow/by_partition"
+
 
 class ContractParquetIOManager(dg.UPathIOManager):
     """DataFrames and weekly panels as Parquet, one file per asset partition."""
@@ -34,6 +38,16 @@ class ContractParquetIOManager(dg.UPathIOManager):
                 obj.to_parquet(tmp, index=False)
         else:
             raise TypeError(f"cannot store {type(obj).__name__} as Parquet")
+
+    def load_partitions(self, context: dg.InputContext) -> object:
+        """Several partitions as {partition key: value}, and one as well for an input that
+        asks for it (``BY_PARTITION``): an input reading every month must not receive a bare
+        table, whose column names would pass for partition keys, when there is one month."""
+        loaded = super().load_partitions(context)
+        keys = context.asset_partition_keys
+        if not (context.definition_metadata or {}).get(BY_PARTITION) or len(keys) != 1:
+            return loaded
+        return {} if loaded is None else {keys[0]: loaded}
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> object:
         import pyarrow.parquet as pq

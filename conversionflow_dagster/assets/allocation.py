@@ -9,6 +9,7 @@ every market and channel.
 import dataclasses
 
 import dagster as dg
+from pydantic import Field
 
 from conversionflow_dagster.asset_names import (
     BUDGET_ALLOCATION,
@@ -34,14 +35,44 @@ MARKETS_GROUP = "markets"
 class AllocationConfig(dg.Config):
     """Run-time overrides of the config's `optimisation` section (the original `--budget`)."""
 
-    budget: float | None = None
-    total_budget: float | None = None  # across markets (market_allocation)
-    scenarios: list[float] | None = None
-    horizon_weeks: int | None = None
-    objective: str | None = None
-    population: int | None = None
-    generations: int | None = None
-    seed: int | None = None
+    budget: float | None = Field(
+        None,
+        description="Money over horizon_weeks to split over the channels (per market with "
+        "markets); default: optimisation.budget, else the current spend over the horizon.",
+    )
+    total_budget: float | None = Field(
+        None,
+        description="market_allocation only: money over horizon_weeks split over every market "
+        "and channel; default: optimisation.total_budget, else what the markets spend now.",
+    )
+    scenarios: list[float] | None = Field(
+        None,
+        description="Other budgets to plan for, each money over horizon_weeks (the budget is "
+        "always one); default: optimisation.scenarios, else 80/90/110/125% of the budget.",
+    )
+    horizon_weeks: int | None = Field(
+        None,
+        description="Weeks the plan covers (budgets and responses are totals over them); "
+        "default: optimisation.horizon_weeks (13).",
+    )
+    objective: str | None = Field(
+        None,
+        description="What the plan maximises: mean, quantile (the optimisation.quantile of the "
+        "response) or mean_minus_k_sd; default: optimisation.objective (mean).",
+    )
+    population: int | None = Field(
+        None,
+        description="Plans per generation of the genetic algorithm; default: "
+        "optimisation.population (100).",
+    )
+    generations: int | None = Field(
+        None,
+        description="Generations of the genetic algorithm; default: optimisation.generations "
+        "(200).",
+    )
+    seed: int | None = Field(
+        None, description="Random seed of the optimiser; default: optimisation.seed (0)."
+    )
 
 
 def build_allocation_assets(parts: PipelinePartitions) -> list[dg.AssetsDefinition]:

@@ -19,6 +19,7 @@ from conversionflow_dagster.core.ingest.panel import (
 )
 from conversionflow_dagster.core.ingest.spend import fed_channels, read_month_spend, spend_rules
 from conversionflow_dagster.failures import retry_only_io_faults
+from conversionflow_dagster.io_managers import BY_PARTITION
 from conversionflow_dagster.partitions import PipelinePartitions, market_of, month_of
 from conversionflow_dagster.resources import ProjectResource
 
@@ -26,7 +27,8 @@ GROUP = "ingest"
 # Transient storage hiccups are worth a retry; bad input is not (see retry_only_io_faults).
 IO_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 ALL_MONTHS = dg.AssetIn(
-    partition_mapping=dg.AllPartitionMapping(), metadata={"allow_missing_partitions": True}
+    partition_mapping=dg.AllPartitionMapping(),
+    metadata={"allow_missing_partitions": True, BY_PARTITION: True},
 )
 
 

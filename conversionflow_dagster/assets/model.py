@@ -9,6 +9,7 @@ import json
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from conversionflow_dagster import settings
 from conversionflow_dagster.asset_names import (
@@ -18,8 +19,14 @@ from conversionflow_dagster.asset_names import (
     WEEKLY_PANEL,
 )
 from conversionflow_dagster.core.config import ModelSection
-from conversionflow_dagster.core.errors import ConversionflowError
-from conversionflow_dagster.core.ingest.panel import WeeklyPanel, panel_window
+from conversionflow_dagster.core.errors import ContractError, ConversionflowError
+from conversionflow_dagster.core.ingest.panel import (
+    WeeklyPanel,
+    left_out_message,
+    panel_window,
+    weeks_left_out,
+)
+from conversionflow_dagster.core.model.history import short_history
 from conversionflow_dagster.failures import no_retry_failure, retry_only_io_faults
 from conversionflow_dagster.partitions import PipelinePartitions, market_of, month_of
 from conversionflow_dagster.resources import ProjectResource, with_overrides
@@ -31,13 +38,35 @@ CONTROL_PREFIX = "control__"
 class FitConfig(dg.Config):
     """Run-time overrides of the config's `model` section (the original tool's flags)."""
 
-    chains: int | None = None
-    warmup: int | None = None
-    draws: int | None = None
-    likelihood: str | None = None
-    seed: int | None = None
-    window_weeks: int | None = None
-    holdout_weeks: int | None = None
+    chains: int | None = Field(
+        None,
+        description="Markov chains (parallel when there are devices for them); default: "
+        "model.chains (4).",
+    )
+    warmup: int | None = Field(
+        None, description="Warm-up (tuning) iterations per chain; default: model.warmup (1000)."
+    )
+    draws: int | None = Field(
+        None, description="Posterior draws kept per chain; default: model.draws (1000)."
+    )
+    likelihood: str | None = Field(
+        None,
+        description="poisson, negbinomial, normal or hurdle_poisson; default: model.likelihood "
+        "(poisson).",
+    )
+    seed: int | None = Field(
+        None, description="Random seed of the sampler; default: model.seed (0)."
+    )
+    window_weeks: int | None = Field(
+        None,
+        description="The most weeks fitted, a trailing window ending at the partition's month "
+        "(at least 26); default: model.window_weeks, else every complete week.",
+    )
+    holdout_weeks: int | None = Field(
+        None,
+        description="Last weeks of the window held out of the fit and forecast (CRPS, MAPE); "
+        "default: model.holdout_weeks (0).",
+    )
 
 
 def fit_panel(
@@ -113,6 +142,14 @@ def build_model_assets(
 
         try:
             window = panel_window(weekly_panel, month, model.window_weeks)
+            too_short = short_history(
+                len(window.frame), model.holdout_weeks, f"up to the end of {month} the data has"
+            )
+            if too_short:
+                raise ContractError(too_short)
+            left_out = weeks_left_out(weekly_panel, window)
+            if len(left_out):
+                context.log.warning(left_out_message(left_out, model.window_weeks))
             context.log.info(
                 (f"market {market}: " if market else "")
                 + f"fitting {len(window.frame)} weeks ({window.weeks[0].date()} to "
@@ -131,6 +168,7 @@ def build_model_assets(
             "lift_tests_used": ", ".join(t["test_id"] for t in used) or "none",
             **({"market": market} if market else {}),
             "weeks": len(window.frame),
+            "weeks_left_out": len(left_out),
             "first_week": str(window.weeks[0].date()),
             "last_week": str(window.weeks[-1].date()),
             "likelihood": model.likelihood,

@@ -2,12 +2,15 @@
 
 Every money claim is tied to the share of sales the data can see: the business claim is the
 modelled improvement scaled to the configured attributable share, never a claim on total sales.
+Each materialisation shows its executive summary (Markdown) and a link to its HTML file in the
+UI; numbers in the metadata are rounded for people, the exact values stay in the JSON files.
 """
 
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from conversionflow_dagster import settings
 from conversionflow_dagster.asset_names import (
@@ -27,10 +30,26 @@ GROUP = "report"
 class ReportConfig(dg.Config):
     """Run-time overrides of the `report` section (the original `--output`, `--formats`)."""
 
-    formats: list[str] | None = None
-    output_dir: str | None = None
-    attributable_share: float | None = None
-    min_uplift_probability: float | None = None
+    formats: list[str] | None = Field(
+        None,
+        description="Files to write, any of html, csv, json; default: report.formats (all three).",
+    )
+    output_dir: str | None = Field(
+        None,
+        description="Folder for reports, relative to the project root (the project key and "
+        "month are added below it); default: report.output_dir (storage/reports).",
+    )
+    attributable_share: float | None = Field(
+        None,
+        description="Fraction (0 to 1] of total sales the data sees; the business claim is "
+        "the modelled improvement times it. default: report.attributable_share (1.0 on the "
+        "panel route).",
+    )
+    min_uplift_probability: float | None = Field(
+        None,
+        description="Probability (0 to 1] that the plan beats the current one below which the "
+        "report says 'not recommended'; default: report.min_uplift_probability (0.9).",
+    )
 
 
 def previous_exports(root: Path, project_key: str, market: str | None = None) -> dict:
@@ -51,6 +70,11 @@ def previous_exports(root: Path, project_key: str, market: str | None = None) ->
 
 def _non_empty(frame: pd.DataFrame | None) -> pd.DataFrame | None:
     return frame if frame is not None and len(frame) else None
+
+
+def _for_people(x: float) -> float:
+    """A share or probability to two significant digits (0.04312 -> 0.043) for the UI."""
+    return float(f"{x:.2g}")
 
 
 def build_report_assets(
@@ -78,7 +102,8 @@ def build_report_assets(
         """Executive summary, allocation, scenarios, diagnostics and plots, scoped to the data."""
         from conversionflow_dagster.core.report.data import headline_figures
         from conversionflow_dagster.core.report.inputs import build_report_data
-        from conversionflow_dagster.core.report.render import write_report
+        from conversionflow_dagster.core.report.render import report_id, write_report
+        from conversionflow_dagster.core.report.summary import summary_markdown
 
         settings_ = project.config()
         section = with_overrides(settings_.report, config)
@@ -104,16 +129,21 @@ def build_report_assets(
         )
         out_dir = project.path(section.output_dir) / settings_.project.key
         out_dir = out_dir / market / month if market else out_dir / month
-        written = write_report(data, out_dir, formats=tuple(section.formats))
+        written = write_report(data, out_dir, formats=tuple(section.formats), month=month)
         headline = headline_figures(data.current_outcome_draws, data.uplift_draws, share)
         metadata = {
-            "raw_improvement": headline.raw_improvement.mean,
-            "raw_improvement_p_positive": headline.raw_improvement.p_positive,
-            "business_claim": headline.business_claim.mean,
+            "summary": dg.MetadataValue.md(summary_markdown(data)),
+            "raw_improvement": _for_people(headline.raw_improvement.mean),
+            "raw_improvement_p_positive": _for_people(headline.raw_improvement.p_positive),
+            "business_claim": _for_people(headline.business_claim.mean),
             "attributable_share": share,
             "recommended": data.recommended,
+            "budget": round(data.budget),
+            "report_id": report_id(data),
             **{f"path_{fmt}": dg.MetadataValue.path(str(p)) for fmt, p in written.items()},
         }
+        if "html" in written:
+            metadata["report_url"] = dg.MetadataValue.url(written["html"].resolve().as_uri())
         return dg.MaterializeResult(metadata=metadata)
 
     return [attribution_report]

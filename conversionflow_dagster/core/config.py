@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from conversionflow_dagster.core.errors import ConfigError
 from conversionflow_dagster.core.model.history import MIN_FIT_WEEKS, weeks_needed
-from conversionflow_dagster.core.model.transforms import SATURATIONS
+from conversionflow_dagster.core.model.transforms import ADSTOCKS, SATURATIONS
 from conversionflow_dagster.core.months import previous_month
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -99,8 +99,9 @@ class EventColumns(_Strict):
 class _DateColumns(_Strict):
     """Where a row's date is: one date column, or a year column (and a month column)."""
 
+    date: str | None = None  # unused when 'year' is mapped
     year: str | None = None
-    month: str | None = None  # month number 1-12, with year
+    month: str | None = None  # month number 1-12 or name, with year
 
     @model_validator(mode="after")
     def _month_has_year(self) -> _DateColumns:
@@ -108,9 +109,15 @@ class _DateColumns(_Strict):
             raise ValueError("'month' needs 'year': map the column holding each row's year")
         return self
 
+    def date_fields(self) -> dict[str, str]:
+        """The columns that date a row, by the field that maps them."""
+        if self.year is None:
+            return {"date": self.date}
+        return {"year": self.year} | ({"month": self.month} if self.month else {})
+
 
 class SpendColumns(_DateColumns):
-    date: str = "date"  # unused when 'year' is mapped
+    date: str = "date"
     channel: str = "channel"  # long layout only
     spend: str = "spend"  # long layout only
 
@@ -190,7 +197,6 @@ class SpendSource(_PeriodicSource):
 class PanelColumns(_DateColumns):
     """Columns of a ready weekly panel file (the second input route)."""
 
-    date: str | None = None
     conversions: str | None = None
     revenue: str | None = None
     market: str | None = None  # long layout: one row per market and week (project.markets)
@@ -264,6 +270,7 @@ class ModelSection(_Strict):
 
     target: Literal["conversions", "revenue"] = "conversions"
     likelihood: Literal["poisson", "negbinomial", "normal", "hurdle_poisson"] = "poisson"
+    adstock: Literal[tuple(ADSTOCKS)] = "geometric"  # type: ignore[valid-type]
     adstock_max_lag: int = Field(8, ge=1, le=52)
     saturation: Literal[tuple(SATURATIONS)] = "logistic"  # type: ignore[valid-type]
     fourier_order: int = Field(2, ge=0, le=10)

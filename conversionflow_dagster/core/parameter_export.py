@@ -55,10 +55,11 @@ from conversionflow_dagster.core.model.transforms import (
 SCHEMA_VERSION = 1
 TARGETS = ("conversions", "revenue")
 ADSTOCK_TYPES = tuple(ADSTOCKS)
-# Per-draw parameters for each saturation type, in the order they are written (the draws are
-# keyed by saturation only while "geometric" is the one adstock).
-DRAW_PARAMETERS: dict[str, tuple[str, ...]] = {
-    name: ("beta", *transform_parameters("geometric", name)) for name in SATURATIONS
+# Per-draw parameters of each (adstock, saturation) pair, in the order they are written.
+DRAW_PARAMETERS: dict[tuple[str, str], tuple[str, ...]] = {
+    (adstock, saturation): ("beta", *transform_parameters(adstock, saturation))
+    for adstock in ADSTOCKS
+    for saturation in SATURATIONS
 }
 # Valid range of each parameter: (lower, lower inclusive, upper or None, upper inclusive).
 PARAMETER_RANGES: dict[str, tuple[float, bool, float | None, bool]] = {
@@ -205,7 +206,7 @@ _PositiveInt = _integer(1)
 _Text = Annotated[str, Field(strict=True, min_length=1, description="a non-empty string")]
 _Target = _choice(TARGETS)
 _AdstockType = _choice(ADSTOCK_TYPES)
-_SaturationType = _choice(tuple(DRAW_PARAMETERS))
+_SaturationType = _choice(tuple(SATURATIONS))
 _Flag = Annotated[bool, Field(strict=True, description="true or false")]
 _Date = _timestamp(dt.date.fromisoformat, "an ISO date (YYYY-MM-DD)")
 _DateTime = _timestamp(dt.datetime.fromisoformat, "an ISO 8601 date-time")
@@ -363,17 +364,19 @@ class _Document(_Header, Generic[_SummariesT, _DrawsT]):
 
 
 @functools.cache
-def _document_model(saturation: str) -> type[_Document]:
-    """The document of one saturation type: its parameters name the summaries and the draws.
+def _document_model(adstock: str, saturation: str) -> type[_Document]:
+    """The document of one model form: its parameters name the summaries and the draws.
 
     Summaries of other parameters are dropped like any unknown key; other draws are refused.
     """
-    parameters = DRAW_PARAMETERS[saturation]
+    parameters = DRAW_PARAMETERS[adstock, saturation]
     summaries = create_model(
-        f"_{saturation}_summaries", __base__=_Section, **{p: (_Summary, ...) for p in parameters}
+        f"_{adstock}_{saturation}_summaries",
+        __base__=_Section,
+        **{p: (_Summary, ...) for p in parameters},
     )
     draws = create_model(
-        f"_{saturation}_draws", __base__=_Draws, **{p: (_Matrix, ...) for p in parameters}
+        f"_{adstock}_{saturation}_draws", __base__=_Draws, **{p: (_Matrix, ...) for p in parameters}
     )
     return _Document[summaries, draws]
 
@@ -459,9 +462,10 @@ def _spend_scales(spend: dict[str, float], names: tuple[str, ...]) -> dict[str, 
     return {name: spend[name] for name in names}
 
 
-def _draw_arrays(draws: _Draws, saturation: str, n_channels: int) -> dict[str, np.ndarray]:
+def _draw_arrays(draws: _Draws, form: tuple[str, str], n_channels: int) -> dict[str, np.ndarray]:
     """Read-only (n, C) arrays, checked against ``n``, the channels and each parameter's range."""
-    parameters = DRAW_PARAMETERS[saturation]
+    parameters = DRAW_PARAMETERS[form]
+    saturation = form[1]
     unknown = next(iter(draws.model_extra or {}), None)
     if unknown is not None:
         raise _Invalid(
@@ -513,12 +517,12 @@ def _check_column_order(
                 )
 
 
-def _export(document: _Document, saturation: str) -> ParameterExport:
+def _export(document: _Document, form: tuple[str, str]) -> ParameterExport:
     """The public export, once the checks that relate one section to another pass."""
     names = tuple(c.name for c in document.channels)
     _check_unique(names)
     spend = _spend_scales(document.scales.spend, names)
-    draws = _draw_arrays(document.draws, saturation, len(names))
+    draws = _draw_arrays(document.draws, form, len(names))
     channels = tuple(
         ChannelExport(
             name=c.name,
@@ -544,8 +548,9 @@ def _export(document: _Document, saturation: str) -> ParameterExport:
 def validate_export(doc: Mapping[str, Any], source: str = "<export>") -> ParameterExport:
     """Check a decoded export against the contract; raise ContractError naming the field."""
     try:
-        saturation = _validated(_Header, doc).model.saturation.type
-        return _export(_validated(_document_model(saturation), doc), saturation)
+        model = _validated(_Header, doc).model
+        form = (model.adstock.type, model.saturation.type)
+        return _export(_validated(_document_model(*form), doc), form)
     except _Invalid as problem:
         raise ContractError(f"{source}: {problem}") from None
 

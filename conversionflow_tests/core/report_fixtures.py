@@ -174,6 +174,7 @@ def build_report_data(
     allocation = pd.DataFrame(
         {
             "channel": list(channels),
+            "actual_current_spend": weekly * horizon_weeks,
             "current_spend": weekly * horizon_weeks,
             "optimised_spend": optimised * horizon_weeks,
             "current_share": weekly / weekly.sum(),

@@ -118,3 +118,39 @@ def test_paths_stay_inside_the_project_root(tmp_path):
     with pytest.raises(ConfigError, match="allow_paths_outside_root"):
         resolve_project_path(tmp_path, "/etc/passwd")
     assert resolve_project_path(tmp_path, "/etc/passwd", allow_outside=True) == Path("/etc/passwd")
+
+
+@pytest.mark.parametrize(
+    ("spend", "message"),
+    [
+        ({"columns": {"month": "Month"}}, r"sources\.spend\.columns: .*'month' needs 'year'"),
+        (
+            {"columns": {"year": "Year"}, "period": "month"},
+            r"sources\.spend: .*period is 'month', but the columns date each row by year",
+        ),
+        ({"period": "fortnight"}, r"sources\.spend\.period: .*'week', 'month', 'quarter'"),
+    ],
+)
+def test_coarse_spend_settings_are_checked(spend, message):
+    doc = default_document()
+    doc["sources"]["spend"].update(spend)
+    with pytest.raises(ConfigError, match=message):
+        parse_config(doc)
+
+
+def test_a_panel_needs_a_date_or_a_year_column():
+    doc = yaml.safe_load((REPO / "configs" / "robyn_weekly.yaml").read_text())
+    doc["sources"]["panel"]["columns"].pop("date")
+    with pytest.raises(ConfigError, match=r"sources\.panel\.columns: .*map 'date' \(or 'year'"):
+        parse_config(doc)
+    doc["sources"]["panel"]["columns"].update({"year": "Year", "month": "Month"})
+    assert parse_config(doc).sources.panel.row_period == "month"
+
+
+def test_window_weeks_defaults_to_every_week():
+    doc = default_document()
+    doc["model"].pop("window_weeks", None)
+    assert parse_config(doc).model.window_weeks is None
+    doc["model"]["window_weeks"] = 10
+    with pytest.raises(ConfigError, match=r"model\.window_weeks: .*greater than or equal to 26"):
+        parse_config(doc)

@@ -88,6 +88,26 @@ def test_organic_touchpoints_are_whatever_the_mapping_leaves_out():
     assert set(everything_organic["channel"]) == {"organic"}
 
 
+def test_a_conversion_logged_under_a_paid_touchpoint_acquires_no_customer_for_it():
+    events = log(
+        [
+            ["a", "2024-01-01 09:00", "social_touch", 0, 0],
+            ["a", "2024-01-02 09:00", "search_touch", 1, 120],  # the purchase, sourced 'search'
+            ["b", "2024-01-03 09:00", "search_touch", 1, 80],  # bought without an ad seen
+            ["c", "2024-01-04 09:00", "search_touch", 0, 0],
+            ["c", "2024-01-05 09:00", "search_touch", 1, 60],
+        ]
+    )
+    events["touch"] = np.array([1, 0, 0, 1, 0], dtype=np.int8)  # from the event type
+    credited = acquisition_channels(events, TOUCHPOINTS, "last_touch").set_index("customer_id")
+    assert credited["channel"].to_dict() == {"a": "social", "b": "organic", "c": "search"}
+    # a month stored before the flag existed counts every row as a touch, beside a newer one
+    older = events.iloc[:2].drop(columns="touch")
+    mixed = pd.concat([older, events.iloc[2:]], ignore_index=True)
+    credited = acquisition_channels(mixed, TOUCHPOINTS, "last_touch").set_index("customer_id")
+    assert credited["channel"].to_dict() == {"a": "search", "b": "organic", "c": "search"}
+
+
 # --- customer values --------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conversionflow_dagster.core.config import Gates
+from conversionflow_dagster.core.errors import ContractError
 from conversionflow_dagster.core.model.diagnostics import convergence_report, evaluate
 from conversionflow_dagster.core.model.export_builder import build_parameter_export
 from conversionflow_dagster.core.model.fitting import (
@@ -15,6 +16,7 @@ from conversionflow_dagster.core.model.fitting import (
     load_trace,
     save_trace,
 )
+from conversionflow_dagster.core.model.history import MIN_FIT_WEEKS
 from conversionflow_dagster.core.model.jax_setup import configure_jax, default_host_devices
 from conversionflow_dagster.core.model.mmm import ModelSpec, Scales
 from conversionflow_dagster.core.synthetic.panel import adstock_loop, simulate_panel
@@ -174,6 +176,14 @@ def test_export_verdict_is_the_projects_gates(quick, panel):
         for name, gates in {"loose": loose, "tight": tight}.items()
     }
     assert verdicts == {"loose": True, "tight": False}
+
+
+def test_too_few_weeks_are_refused_with_what_the_data_has_and_the_model_needs(panel):
+    with pytest.raises(ContractError) as info:
+        fit(panel, holdout_weeks=len(panel.target) - MIN_FIT_WEEKS + 1)
+    assert str(info.value).startswith(
+        f"the data has 66 complete week(s); the model needs at least 67 ({MIN_FIT_WEEKS} to fit"
+    )
 
 
 def test_chunks_give_a_report_every_tenth():

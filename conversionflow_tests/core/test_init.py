@@ -1,5 +1,6 @@
 """`conversionflow init`'s core: recognising a stranger's data and proposing a config for it."""
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -17,7 +18,10 @@ from conversionflow_dagster.core.ingest.validation import validate_inputs
 from conversionflow_tests.conftest import REPO, SMALL_MONTHS
 from conversionflow_tests.core.init_fixtures import (
     PANEL_CHANNELS,
+    journey_month,
+    monthly_investment_sheet,
     recent_spend,
+    spread_recent_spend,
     total_sales_panel,
     write_journey_log,
 )
@@ -131,6 +135,125 @@ def test_journey_log_with_spend_is_the_events_route(tmp_path, small_sample_dir):
     assert ok, lines
 
 
+def _write(tmp_path, frames):
+    paths = []
+    for name, frame in frames.items():
+        frame.to_csv(tmp_path / name, index=False)
+        paths.append(tmp_path / name)
+    return paths
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_an_interaction_type_column_says_which_rows_are_conversions(tmp_path, flag):
+    events, spend = journey_month()
+    if flag:  # a 0/1 column as well: it stays the conversion, the type still keeps touches out
+        events["is_purchase"] = (events["interaction"] == "purchase").astype(int)
+    files = _write(tmp_path, {"journeys.csv": events, "spend.csv": spend})
+    inference, path, text = _propose(tmp_path, files, root=tmp_path, share=0.1)
+    assert inference.columns["events"] == {
+        "customer_id": "user_id",
+        "timestamp": "event_time",
+        "event_type": "interaction",
+        "touchpoint": "source_medium",  # not the interaction: that is the event type
+        "conversion": "is_purchase" if flag else None,
+        "value": "revenue",
+    }
+    assert inference.conversion_types == ("purchase",)
+    config = load_config(path)
+    assert config.sources.events.conversion_types == ["purchase"]
+    assert config.channels["google"].touchpoints == ["google / cpc"]
+    evidence = inference.evidence()
+    assert "the touches are click, page_view" in evidence["sources.events.columns.event_type"]
+    if not flag:
+        assert "conversion: null" in text
+        assert "no 0/1 column" in evidence["sources.events.columns.conversion"]
+    # every month reads cleanly; one month is too short a history, and validate says so
+    ok, lines = validate_inputs(tmp_path, path)
+    assert "panel: 4 weeks from 1 months" in lines
+    assert not ok and lines[-1].startswith("error: weekly_panel: up to the end of 2024-03 the data")
+
+
+def _quarterly(sheet):
+    sheet = sheet.iloc[:30]  # whole quarters
+    quarters = sheet.iloc[::3].reset_index(drop=True)
+    # a quarter with a blank month stays blank
+    sums = sheet.drop(columns="month").groupby(sheet.index // 3).sum(min_count=3)
+    quarters[sums.columns] = sums.round(2)
+    return quarters.rename(columns={"month": "quarter_start"})
+
+
+def _year_and_month(sheet):
+    dates = pd.to_datetime(sheet["month"])
+    dated = sheet.drop(columns="month")
+    dated.insert(0, "Month", dates.dt.strftime("%b"))  # Jan, Feb, ...
+    dated.insert(0, "Year", dates.dt.year)
+    return dated
+
+
+@pytest.mark.parametrize(
+    ("reshape", "dated_by", "period", "months"),
+    [
+        (lambda s: s, {"date": "month"}, "month", ("2022-01", "2024-07")),
+        (_quarterly, {"date": "quarter_start"}, "quarter", ("2022-01", "2024-06")),
+        (_year_and_month, {"year": "Year", "month": "Month"}, "month", ("2022-01", "2024-07")),
+    ],
+)
+def test_a_coarse_sheet_is_spread_over_its_days_and_its_blanks_are_left_to_the_user(
+    tmp_path, reshape, dated_by, period, months
+):
+    sheet = reshape(monthly_investment_sheet())
+    [data] = _write(tmp_path, {"media.csv": sheet})
+    inference, path, text = _propose(tmp_path, [data], root=tmp_path)
+    config = load_config(path)
+    panel = config.sources.panel
+    assert panel.columns.date_fields() == dated_by and panel.row_period == period
+    assert f"period: {period}" in text
+    assert (config.project.partitions.start_month, config.project.partitions.end_month) == months
+    assert config.project.week_start == "monday"
+    assert set(config.channels) == {"TV", "Radio", "Print", "Facebook", "Google_Search"}
+    assert config.channels["Radio"].spend_column == "Radio"  # the CSV header ' Radio', stripped
+    assert config.model.target == "revenue" and config.attributable_share == 1.0
+    # blanks: a note and a commented key with why, never set silently
+    assert not panel.blank_as_zero
+    [note] = [n for n in inference.notes if "blank" in n]
+    assert "'Print' (4)" in note and "uncomment sources.panel.blank_as_zero: true" in note
+    assert "# blank_as_zero: true" in text
+    ok, lines = validate_inputs(tmp_path, path)
+    assert not ok and "sources.panel.blank_as_zero: true" in lines[-1]
+    path.write_text(text.replace("# blank_as_zero: true", "blank_as_zero: true"))
+    ok, lines = validate_inputs(tmp_path, path)
+    assert ok, lines
+    if period == "month":  # the budget stage 2 defaults to: the spread spend of the last 13 weeks
+        expected = spread_recent_spend(monthly_investment_sheet())
+        assert inference.recent_spend == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("by_year_and_month", [False, True])
+def test_a_monthly_spend_feed_gets_its_period(tmp_path, small_sample_dir, by_year_and_month):
+    events, daily = write_journey_log(small_sample_dir, tmp_path)
+    spend = pd.read_csv(daily, parse_dates=["date"])
+    month = spend["date"].dt.to_period("M")
+    monthly = spend.groupby([month, "channel"], as_index=False)["spend"].sum()
+    monthly["spend"] = monthly["spend"].round(2)
+    first_days = monthly.pop("date").dt.start_time
+    if by_year_and_month:
+        monthly.insert(0, "month", first_days.dt.month)
+        monthly.insert(0, "year", first_days.dt.year)
+    else:
+        monthly.insert(0, "date", first_days.dt.strftime("%Y-%m-%d"))
+    monthly.to_csv(daily, index=False)
+    inference, path, _ = _propose(tmp_path, [events, daily], root=tmp_path, share=0.05)
+    assert inference.periods == {"spend": "month"}
+    dated_by = {"year": "year", "month": "month"} if by_year_and_month else {"date": "date"}
+    assert inference.columns["spend"] == {**dated_by, "channel": "channel", "spend": "spend"}
+    assert not any("monthly" in note for note in inference.notes)
+    assert inference.months == (SMALL_MONTHS[0], SMALL_MONTHS[-1])
+    config = load_config(path)
+    assert config.sources.spend.row_period == "month"
+    ok, lines = validate_inputs(tmp_path, path)
+    assert ok, lines
+
+
 def test_per_month_files_become_a_template(tmp_path, small_sample_dir):
     events = sorted((small_sample_dir / "events").glob("*.csv"))
     spend = sorted((small_sample_dir / "spend").glob("*.csv"))
@@ -181,3 +304,17 @@ def test_render_yaml_inlines_plain_mappings_and_comments_unset_keys():
         "sources": {"columns": {"date": "2024-01", "revenue": "yes"}},  # strings stay strings
         "report": {},
     }
+
+
+def test_data_outside_the_project_root_are_allowed_explicitly(tmp_path):
+    data = tmp_path / "downloads" / "weekly.csv"
+    data.parent.mkdir()
+    total_sales_panel().to_csv(data, index=False)
+    root = tmp_path / "project"
+    root.mkdir()
+    _, path, _ = _propose(tmp_path, [data], root=root)
+    config = load_config(path)
+    assert config.project.allow_paths_outside_root  # said in the config, not silently
+    assert config.sources.panel.path == data.resolve().as_posix()
+    ok, lines = validate_inputs(root, path)
+    assert ok, lines

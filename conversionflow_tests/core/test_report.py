@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+import re
 import time
 from html.parser import HTMLParser
 
@@ -17,19 +18,24 @@ from conversionflow_dagster.core.errors import ContractError
 from conversionflow_dagster.core.report import plots as report_plots
 from conversionflow_dagster.core.report.data import (
     build_tables,
+    cell_text,
     display,
     headline_figures,
     num,
     payback_cell,
+    recommendation,
+    share_statement,
     summarise,
 )
 from conversionflow_dagster.core.report.plots import plot_label
 from conversionflow_dagster.core.report.render import (
     render_html,
     report_csv,
+    report_id,
     report_json,
     write_report,
 )
+from conversionflow_dagster.core.report.summary import summary_markdown
 from conversionflow_dagster.core.stats import hdi
 from conversionflow_tests.conftest import CHROMIUM_ARGS, REPO, chromium_executable
 from conversionflow_tests.core.report_fixtures import (
@@ -41,6 +47,15 @@ from conversionflow_tests.core.report_fixtures import (
 SCRIPT_CHANNEL = "<script>alert(1)</script>"
 IMG_FILE = "<img src=x onerror=alert(2)>"
 HOSTILE_CHANNELS = (*CHANNELS[:2], SCRIPT_CHANNEL, "tv $x$ promo", "_internal", CHANNELS[-1])
+# Names that mean something in Markdown: tables, emphasis, code, links, escapes and raw HTML.
+MARKDOWN_CHANNELS = (
+    SCRIPT_CHANNEL,
+    "tv|radio *promo*",
+    "_internal_",
+    "`ad` [x](http://example.com)",
+    "back\\slash & <b>",
+    "email",
+)
 HEADLINE_IDS = {
     "headline-raw-improvement": ("raw_improvement", "mean"),
     "headline-raw-low": ("raw_improvement", "hdi_low"),
@@ -610,6 +625,7 @@ def test_an_uncertain_plan_is_labelled_not_recommended():
     assert "Uncertain recommendation" in page.text_by_id["scope"]
     document = json.loads(report_json(coin_flip))
     assert document["recommended"] is False and document["recommendation"].startswith("Not")
+    assert "Not recommended \u2014 uncertain" in summary_markdown(coin_flip)
     lenient = dataclasses.replace(coin_flip, min_uplift_probability=0.6)
     assert "Not recommended" not in parse_page(render_html(lenient)).text_by_id["recommendation"]
 
@@ -622,3 +638,188 @@ def test_panel_wording_and_full_share():
     page = parse_page(html)
     assert "the weekly panel sees all sales" in page.text_by_id["card-business"]
     assert "taken to hold all sales (100%)" in page.text_by_id["scope"]
+
+
+# --- what a report was made for, and where it is kept -------------------------------------
+
+
+def at_budget(data, factor: float):
+    """The same report for ``factor`` times the plan's budget: the plan, the current mix scaled
+    to the budget and the scenarios move with it, the actual current spend does not."""
+    allocation = data.allocation.assign(
+        current_spend=data.allocation["current_spend"] * factor,
+        optimised_spend=data.allocation["optimised_spend"] * factor,
+    )
+    scenarios = data.scenarios.assign(budget=data.scenarios["budget"] * factor)
+    return dataclasses.replace(data, allocation=allocation, scenarios=scenarios)
+
+
+def money(x: float) -> str:
+    return display(num(x, "money"), "€")
+
+
+def test_the_header_states_what_the_report_was_made_for():
+    data = at_budget(build_report_data(seed=3), 1.2)
+    html = render_html(data)
+    page = parse_page(html)
+    shown = {
+        key: " ".join(page.text_by_id[f"plan-{key}"].split())
+        for key in ("budget", "current-budget", "horizon", "scenarios", "objective", "report-id")
+    }
+    assert shown == {
+        "budget": money(data.budget),
+        "current-budget": money(data.current_budget),
+        "horizon": "13",
+        "scenarios": "; ".join(money(b) for b in data.scenario_budgets),
+        "objective": "mean",
+        "report-id": report_id(data),
+    }
+    assert data.budget == pytest.approx(1.2 * data.current_budget, rel=0.01)
+    assert re.fullmatch(r"[0-9a-f]{8}", report_id(data))
+    assert "Made for a budget of" in page.text_by_id["made-for"]
+
+    document = json.loads(report_json(data))
+    assert document["budget"] == round(data.budget)
+    assert document["current_budget"] == round(data.current_budget)
+    assert document["scenario_budgets"] == [round(b) for b in data.scenario_budgets]
+    assert (document["horizon_weeks"], document["objective"]) == (13, "mean")
+    assert document["report_id"] == report_id(data)
+    stored = {
+        row["column"]: row["value"]
+        for row in csv.DictReader(io.StringIO(report_csv(data)))
+        if row["table"] == "report"
+    }
+    assert stored["scenario_budgets"].split(";") == [
+        repr(float(round(b))) for b in data.scenario_budgets
+    ]
+    assert (stored["objective"], stored["report_id"]) == ("mean", report_id(data))
+
+
+def test_the_allocation_shows_the_current_mix_at_this_budget_beside_the_actual_spend():
+    data = at_budget(build_report_data(seed=3), 1.2)
+    html = render_html(data)
+    labels = dict(re.findall(r'<th data-key="(\w+)"\s+class="[^"]*">([^<]*)</th>', html))
+    assert labels["actual_current_spend"] == "Current spend"
+    assert labels["current_spend"] == "Current mix at this budget"
+    table = parse_page(html).tables["table-allocation"]
+    assert table["keys"][:5] == [
+        "channel",
+        "actual_current_spend",
+        "current_spend",
+        "optimised_spend",
+        "change",
+    ]
+    rows = json.loads(report_json(data))["tables"]["allocation"]
+    actual = data.allocation["actual_current_spend"]
+    assert [row["actual_current_spend"] for row in rows] == [round(x) for x in actual]
+    for row in rows:  # the plan is compared with the mix at its budget, not with today's spend
+        assert row["current_spend"] == pytest.approx(1.2 * row["actual_current_spend"], abs=1)
+        assert row["change"] == pytest.approx(row["optimised_spend"] - row["current_spend"], abs=1)
+    in_csv = [
+        row
+        for row in csv.DictReader(io.StringIO(report_csv(data)))
+        if (row["table"], row["column"]) == ("allocation", "actual_current_spend")
+    ]
+    assert [float(row["value"]) for row in in_csv] == [round(x) for x in actual]
+
+
+def test_the_report_id_names_the_question_it_answers():
+    data = build_report_data(seed=2)
+    assert report_id(at_budget(data, 1 + 1e-12)) == report_id(data)  # float noise: same
+    others = [
+        at_budget(data, 1.1),
+        dataclasses.replace(data, horizon_weeks=26),
+        dataclasses.replace(data, objective="quantile"),
+        dataclasses.replace(data, scenarios=data.scenarios.iloc[:2]),
+    ]
+    assert len({report_id(d) for d in [data, *others]}) == 5
+
+
+def test_each_report_is_kept_under_its_own_name_beside_the_latest_copy(tmp_path):
+    data = build_report_data(seed=2)
+    first = write_report(data, tmp_path, month="2024-12")
+    name = f"attribution_report_2024-12_{round(data.budget)}_{report_id(data)}"
+    assert first == {fmt: tmp_path / f"{name}.{fmt}" for fmt in ("html", "csv", "json")}
+
+    bigger = at_budget(data, 1.25)
+    second = write_report(bigger, tmp_path, month="2024-12")
+    assert f"_{round(bigger.budget)}_" in second["html"].name
+    latest = {fmt: tmp_path / f"attribution_report.{fmt}" for fmt in first}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (*first.values(), *second.values(), *latest.values())
+    )
+    for fmt, path in latest.items():
+        assert path.read_bytes() == second[fmt].read_bytes()
+    assert json.loads(first["json"].read_text())["budget"] == round(data.budget)
+    assert json.loads(second["json"].read_text())["budget"] == round(bigger.budget)
+
+    # The same question again replaces its own report, and becomes the latest.
+    again = write_report(data, tmp_path, formats=("json",), month="2024-12")
+    assert again == {"json": first["json"]}
+    assert len(list(tmp_path.iterdir())) == 9
+    assert latest["json"].read_bytes() == first["json"].read_bytes()
+    assert latest["html"].read_bytes() == second["html"].read_bytes()
+
+
+# --- the summary in the Dagster UI --------------------------------------------------------
+
+
+def rendered_markdown(text: str) -> PageParser:
+    """The summary as a CommonMark renderer with tables shows it (raw HTML allowed, so an
+    unescaped name would come through as markup)."""
+    markdown_it = pytest.importorskip("markdown_it")
+    return parse_page(markdown_it.MarkdownIt("commonmark").enable("table").render(text))
+
+
+def test_the_summary_carries_the_reports_figures_and_scope(hostile):
+    text = summary_markdown(hostile)
+    page = rendered_markdown(text)
+    shown = "".join(page.text)
+    rows = [cells for _, cells in page.tables[None]["rows"]]  # headline rows, then allocation
+    tables, currency = build_tables(hostile), hostile.currency
+
+    def cell(row, key):
+        return cell_text(row[key], currency) or "—"
+
+    def headline(row):
+        low, high = cell(row, "hdi_low"), cell(row, "hdi_high")
+        return [row["figure"], cell(row, "mean"), f"{low} to {high}", cell(row, "p_positive")]
+
+    assert rows[: len(tables.headline.rows)] == [headline(row) for row in tables.headline.rows]
+    columns = ("channel", "actual_current_spend", "current_spend", "optimised_spend", "change")
+    assert rows[len(tables.headline.rows) :] == [
+        [cell(row, key) for key in columns] for row in tables.allocation.rows
+    ]
+    assert f"Recommendation. {recommendation(hostile)}" in shown
+    assert f"Scope. {share_statement(hostile)}" in shown
+    assert "Diagnostics passed" in shown
+    assert f"budget {money(hostile.budget)} over 13 weeks" in shown
+    assert f"current spend over the horizon: {money(hostile.current_budget)}" in shown
+    assert "scenarios: " + " · ".join(money(b) for b in hostile.scenario_budgets) in shown
+    assert f"objective: mean; report id {report_id(hostile)}" in shown
+    assert "Current mix at this budget" in shown
+
+
+def test_names_in_the_summary_are_escaped():
+    data = build_report_data(channels=MARKDOWN_CHANNELS)
+    page = rendered_markdown(summary_markdown(data))
+    assert {"script", "b", "a", "em", "code"} & set(page.tags) == set()
+    allocation = [cells for _, cells in page.tables[None]["rows"] if len(cells) == 5]
+    assert [cells[0] for cells in allocation] == list(MARKDOWN_CHANNELS)  # table intact
+    shown = "".join(page.text)
+    assert recommendation(data) in shown
+    for name in MARKDOWN_CHANNELS[:-1]:
+        assert name in recommendation(data)
+
+
+def test_csv_cells_from_data_never_run_as_spreadsheet_formulas():
+    """Names starting with =, +, - or @ are stored inert; negative numbers stay numbers."""
+    channels = ('=HYPERLINK("http://x","y")', "+cmd", "@SUM(A1)", "-2+3", *CHANNELS[:2])
+    data = dataclasses.replace(build_report_data(channels=channels), project="=1+1")
+    rows = list(csv.DictReader(io.StringIO(report_csv(data))))
+    text = [value for row in rows for value in (row["row"], row["value"])]
+    assert not [v for v in text if v.startswith(("=", "+", "@"))]
+    assert "'=1+1" in text and "'=HYPERLINK(\"http://x\",\"y\")" in text
+    assert "'-2+3" in text and "'@SUM(A1)" in text
+    numbers = [float(v) for v in text if v.startswith("-") and v[1:2].isdigit()]
+    assert numbers  # e.g. the channels whose spend the plan cuts, still numeric

@@ -117,8 +117,9 @@ def test_model_export_and_config_use_the_registry_names(name):
     spec = ModelSpec(saturation=name)
     registry = ADSTOCKS[spec.adstock].param_names + SATURATIONS[name].param_names
     assert spec.saturation_params == SATURATIONS[name].param_names
-    assert spec.channel_params == DRAW_PARAMETERS[name] == ("beta", *registry)
+    assert spec.channel_params == DRAW_PARAMETERS[spec.adstock, name] == ("beta", *registry)
     assert ModelSection(saturation=name).saturation == name
+    assert ModelSpec.from_section(ModelSection(saturation=name)).adstock == "geometric"
     assert set(registry) <= set(CHANNEL_SITES)  # the trace gives them a channel dimension
 
     # the model samples exactly these per-channel sites, with the registered priors
@@ -141,7 +142,7 @@ def test_model_export_and_config_use_the_registry_names(name):
 
 def test_export_and_config_accept_exactly_the_registered_types():
     assert tuple(ADSTOCKS) == ADSTOCK_TYPES
-    assert set(DRAW_PARAMETERS) == set(SATURATIONS)
+    assert set(DRAW_PARAMETERS) == {(a, s) for a in ADSTOCKS for s in SATURATIONS}
     assert {n: PARAMETER_RANGES[n] for n in PARAMETERS} == {
         n: p.bounds for n, p in PARAMETERS.items()
     }

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -94,7 +95,12 @@ def test_stage2_only_reuses_the_export_with_budget_scenarios_output_and_formats(
     assert allocation["main_budget"] == 1_000_000
     assert [s["budget"] for s in allocation["scenarios"]] == [800_000, 1_000_000, 1_200_000]
     written = sorted(p.name for p in (cli_project / "out" / "reports" / "sample" / LAST).iterdir())
-    assert written == ["attribution_report.csv", "attribution_report.json"]
+    # the month's latest copy, and the report kept under its month, budget and id
+    assert written[:2] == ["attribution_report.csv", "attribution_report.json"]
+    assert [re.sub(r"_[0-9a-f]{8}\.", "_<id>.", name) for name in written[2:]] == [
+        f"attribution_report_{LAST}_1000000_<id>.csv",
+        f"attribution_report_{LAST}_1000000_<id>.json",
+    ]
 
 
 def test_sampler_flags_reach_the_trace(cli_project, capfd):
@@ -246,7 +252,7 @@ def test_mode_test_runs_end_to_end_on_generated_data(tmp_path):
         timeout=900,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    reports = tmp_path / "storage/test_mode/storage/reports/2024-12"
+    reports = tmp_path / "storage/test_mode/storage/reports/test_mode/2024-12"
     assert (reports / "attribution_report.html").is_file()
     assert "stage 2 2024-12: ok" in result.stdout
 

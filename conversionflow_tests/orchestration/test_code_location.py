@@ -83,7 +83,9 @@ def test_webserver_on_loopback_lists_the_assets(tmp_path):
             except (OSError, KeyError, TypeError):
                 time.sleep(1)
         assert nodes, "webserver did not answer with asset nodes"
-        names = {"/".join(n["assetKey"]["path"]) for n in nodes}
+        names = {"/".join(n["assetKey"]["path"]) for n in nodes}  # prefixed by the project
+        assert {name.split("/")[0] for name in names} == {"sample"}
+        names = {name.split("/")[-1] for name in names}
         assert names >= INGEST_ASSETS
     finally:
         server.terminate()

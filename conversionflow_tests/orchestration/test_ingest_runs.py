@@ -9,7 +9,7 @@ import pandas as pd
 from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.core.ingest.panel import read_panel
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
-from conversionflow_tests.conftest import REPO, SMALL_MONTHS, asset_key
+from conversionflow_tests.conftest import REPO, SMALL_MONTHS, asset_key, write_config
 
 
 def defs_for(root, config="configs/test.yaml"):
@@ -135,3 +135,39 @@ def test_panel_route_materialises_from_config_alone(instance, tmp_path):
     assert summary.success, summary.failures()
     panel = read_panel(root / "storage/assets/meridian_national/weekly_panel.parquet")
     assert len(panel.frame) == 156
+
+
+def test_a_one_month_project_builds_its_panel_from_a_single_events_file(project, instance):
+    """One monthly partition: Dagster hands a lone partition over as the table itself, which
+    once made the panel read its column names as partition keys."""
+    shutil.copy(project / "data/sample/events/2023-02.csv", project / "data/sample/events.csv")
+    write_config(
+        project,
+        **{
+            "project.partitions": {"start_month": "2023-02", "end_month": "2023-02"},
+            "sources.events.path": "data/sample/events.csv",
+        },
+    )
+    summary = execute_plan(defs_for(project), instance, pipeline_plan(["2023-02"]))
+    assert summary.success, summary.failures()
+    panel = read_panel(project / "storage/assets/sample/weekly_panel.parquet")
+    # February 2023 starts on a Wednesday: its complete weeks start Feb 6, 13 and 20.
+    assert [str(w.date()) for w in panel.weeks] == ["2023-02-06", "2023-02-13", "2023-02-20"]
+    assert panel.frame["conversions"].sum() > 0
+    assert instance.fetch_materializations(asset_key("customer_value"), limit=1).records
+
+
+def test_too_short_a_history_is_refused_naming_the_weeks_it_has_and_needs(project, instance):
+    write_config(
+        project, **{"project.partitions": {"start_month": "2023-01", "end_month": "2023-02"}}
+    )
+    months = ["2023-01", "2023-02"]
+    plan = pipeline_plan(months, fit_months=["2023-02"], stage2=False)
+    summary = execute_plan(defs_for(project), instance, plan)
+    [reason] = summary.failures()["stage 1 2023-02"]
+    assert (
+        "up to the end of 2023-02 the data has 8 complete week(s); the model needs at least 9"
+        in reason
+    )
+    assert "model.holdout_weeks" in reason
+    assert not instance.fetch_materializations(asset_key("posterior_trace"), limit=1).records

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -94,6 +95,19 @@ def test_full_pipeline_on_the_sample_writes_a_scoped_report(sample_project, inst
     assert 'id="section-customer-value"' in html
 
 
+def test_the_launchpad_describes_every_run_config_field(project):
+    """Analysts set budgets and sampler settings in the launchpad: each field says its unit
+    and what happens when it is left out."""
+    defs = build_definitions(project, project / "configs" / "test.yaml")
+    for name in ("posterior_trace", "budget_allocation", "attribution_report"):
+        fields = defs.resolve_assets_def(asset_key(name)).op.config_schema.config_type.fields
+        assert fields, name
+        for field_name, field in fields.items():
+            assert "default: " in (field.description or ""), (name, field_name)
+    budget = defs.resolve_assets_def(asset_key("budget_allocation")).op.config_schema
+    assert "Money over horizon_weeks" in budget.config_type.fields["budget"].description
+
+
 SHORT_FIT = {"posterior_trace": {"chains": 2, "warmup": 30, "draws": 30}}
 LOOSE_GATES = {"max_r_hat": 10.0, "min_ess_bulk": 0, "min_ess_tail": 0, "max_divergences": 10**6}
 
@@ -126,3 +140,51 @@ def test_tightened_gates_block_and_are_read_per_run(project, instance):
     assert summary.skipped == ["stage 2 2023-05"]
     for asset in ("parameter_export", "budget_allocation", "attribution_report"):
         assert not instance.get_materialized_partitions(asset_key(asset)), asset
+
+
+def test_reports_for_two_budgets_are_both_kept_and_summarised_in_the_ui(project, instance):
+    """Stage 2 rerun for another budget: a second named report, the latest copy follows it, and
+    each materialisation carries its summary and a link to its own HTML file."""
+    config = write_config(project, **{"model.gates": LOOSE_GATES})
+    defs = build_definitions(project, config)
+    plan = pipeline_plan(SMALL_MONTHS, fit_months=["2023-05"])
+    summary = execute_plan(defs, instance, plan, asset_config=SHORT_FIT, log_level="WARNING")
+    assert summary.success, summary.failures()
+    stage2 = pipeline_plan([], fit_months=["2023-05"], ingest=False, stage1=False)
+    rerun = execute_plan(
+        defs,
+        instance,
+        stage2,
+        asset_config={"budget_allocation": {"budget": 3_000_000}},
+        log_level="WARNING",
+    )
+    assert rerun.success, rerun.failures()
+
+    report_dir = project / "storage/reports/sample/2023-05"
+    records = instance.fetch_materializations(asset_key("attribution_report"), limit=2).records
+    newest, oldest = (r.asset_materialization.metadata for r in records)
+    assert (oldest["budget"].value, newest["budget"].value) == (2_500_000, 3_000_000)
+    kept = {}
+    for metadata in (oldest, newest):
+        html = Path(metadata["path_html"].value)
+        assert html.parent == report_dir
+        assert html.name.startswith(f"attribution_report_2023-05_{metadata['budget'].value}_")
+        assert metadata["report_url"].value == html.resolve().as_uri()
+        kept[metadata["budget"].value] = html
+    assert kept[2_500_000] != kept[3_000_000]
+    formats = ("html", "csv", "json")
+    latest = {f"attribution_report.{fmt}" for fmt in formats}
+    named = {html.with_suffix(f".{fmt}").name for html in kept.values() for fmt in formats}
+    assert {p.name for p in report_dir.iterdir()} == latest | named
+    assert (report_dir / "attribution_report.html").read_bytes() == kept[3_000_000].read_bytes()
+    assert "3,000,000" in kept[3_000_000].read_text()
+
+    text = newest["summary"].value
+    assert isinstance(newest["summary"], dg.MarkdownMetadataValue)
+    assert "| Improvement on modelled sales |" in text and "**Recommendation.**" in text
+    assert "budget 3,000,000 over 13 weeks" in text and "Current mix at this budget" in text
+    assert "**Scope.** Attributable share" in text
+    assert all(f"| {name} |" in text for name in defs_channels(REPO))
+    for key in ("raw_improvement", "raw_improvement_p_positive", "business_claim"):
+        value = newest[key].value  # two significant digits for people; exact in the JSON
+        assert value == float(f"{value:.2g}"), key

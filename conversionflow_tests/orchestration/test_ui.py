@@ -111,7 +111,7 @@ def test_launch_one_month_of_one_asset_like_the_ui(dagster_dev, project):
             "repositoryLocationName": "conversionflow",
             "repositoryName": "__repository__",
             "pipelineName": "__ASSET_JOB",
-            "assetSelection": [{"path": ["raw_events"]}],
+            "assetSelection": [{"path": ["sample", "raw_events"]}],
             "assetCheckSelection": [],
         },
         "mode": "default",
@@ -128,7 +128,9 @@ def test_launch_one_month_of_one_asset_like_the_ui(dagster_dev, project):
 
     assert wait_for(finished, 300, "the run") == "SUCCESS"
     data = graphql(
-        port, MATERIALISATIONS, {"key": {"path": ["raw_events"]}, "partitions": ["2023-02-01"]}
+        port,
+        MATERIALISATIONS,
+        {"key": {"path": ["sample", "raw_events"]}, "partitions": ["2023-02-01"]},
     )
     [materialisation] = data["assetOrError"]["assetMaterializations"]
     rows = {e["label"]: e.get("intValue") for e in materialisation["metadataEntries"]}
@@ -168,7 +170,8 @@ def test_asset_graph_in_a_real_browser(dagster_dev, project):
 
     executable = chromium_executable()
     defs = build_definitions(project, project / "configs" / "test.yaml")
-    expected = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    # the graph labels each asset by its name; the project's key is its prefix
+    expected = {k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()}
     shot = os.environ.get("CONVERSIONFLOW_SCREENSHOT") or str(project / "asset_graph.png")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)

@@ -2,9 +2,12 @@
 
 A customer is *acquired* at their first conversion (``conversion == 1``) and credited to one
 paid channel by a touch rule (first or last paid touch at or before the acquisition), or to
-``"organic"`` when no paid touch came before it. Their value over a horizon (LTV) is the sum of
-the ``value`` of all their events in the ``horizon_days`` from the acquisition on: the first
-purchase, later conversions and repeat purchases alike.
+``"organic"`` when no paid touch came before it. A touch is a row of a paid touchpoint whose
+``touch`` flag is 1: a purchase logged under 'search' is a conversion, not a search ad seen
+(logs without the column, or rows stored before it existed, count every row as a touch).
+Their value over a horizon (LTV) is the sum of the ``value`` of all their events in the
+``horizon_days`` from the acquisition on: the first purchase, later conversions and repeat
+purchases alike.
 
 Only the *mature cohort* counts: customers whose whole horizon lies inside the data. A customer
 acquired three weeks before the log ends has had three weeks to buy, not the horizon, and
@@ -171,9 +174,10 @@ def acquisition_channels(
     """One row per customer with a conversion: customer_id, acquired_at, channel.
 
     ``acquired_at`` is the timestamp of the customer's first conversion. ``channel`` is the
-    paid channel of the customer's first (``first_touch``) or last (``last_touch``) event whose
+    paid channel of the customer's first (``first_touch``) or last (``last_touch``) touch whose
     touchpoint ``touchpoint_channel`` maps to a channel, among those at or before
-    ``acquired_at``; ``"organic"`` when there is none. Touches after the acquisition never
+    ``acquired_at``; ``"organic"`` when there is none. Rows with ``touch == 0`` (conversions
+    read from an event type) are not touches. Touches after the acquisition never
     count. Of several touches at the same timestamp the earlier row in the log counts as first.
     Rows are ordered by acquisition time.
     """
@@ -195,6 +199,8 @@ def _acquisitions(events: pd.DataFrame, mapping: dict[str, str], rule: Rule) -> 
     )
     touchpoint = events["touchpoint"]
     paid = touchpoint.isin(list(mapping)).to_numpy()
+    if "touch" in events.columns:  # missing (NaN) where a stored month predates the flag
+        paid = paid & (pd.to_numeric(events["touch"]).fillna(1).to_numpy() == 1)
     touches = pd.DataFrame(
         {
             "customer_id": events["customer_id"].to_numpy()[paid],

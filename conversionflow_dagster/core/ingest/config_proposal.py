@@ -18,7 +18,7 @@ import yaml
 
 from conversionflow_dagster.core.allocation.optimiser import DEFAULT_SCENARIO_FACTORS
 from conversionflow_dagster.core.config import ProjectSection
-from conversionflow_dagster.core.ingest.inference import HORIZON_DAYS, MONTH_STEM, Inference
+from conversionflow_dagster.core.ingest.inference import HORIZON_WEEKS, MONTH_STEM, Inference
 
 WIDTH = 100
 COMMENT_COLUMN = 32  # where a comment after a key starts, as in the shipped configs
@@ -144,10 +144,15 @@ def config_document(
     sources: dict = {"route": inference.route}
     for role in ("panel", "events", "spend"):
         if role in paths:
-            sources[role] = {"path": paths[role]}
+            source = sources[role] = {"path": paths[role]}
             if role == "spend":
-                sources[role]["layout"] = inference.spend_layout
-            sources[role]["columns"] = dict(inference.columns[role])
+                source["layout"] = inference.spend_layout
+            source["columns"] = dict(inference.columns[role])
+            if role == "events" and inference.conversion_types:
+                source["conversion_types"] = list(inference.conversion_types)
+            if role in inference.periods:
+                source["period"] = inference.periods[role]
+            _blank_as_zero(inference, f"sources.{role}", source, comments)
     channels = {}
     for channel in inference.channels:
         entry: dict = {}
@@ -169,6 +174,7 @@ def config_document(
         series[control.name] = entry
     if series:
         controls["series"] = series
+        _blank_as_zero(inference, "controls", controls, comments)
     budget = round(inference.recent_spend or 0)
     document = {
         "project": project,
@@ -177,7 +183,7 @@ def config_document(
         "controls": controls,
         "model": {"target": inference.target, "likelihood": inference.likelihood},
         "optimisation": {
-            "horizon_weeks": 13,
+            "horizon_weeks": HORIZON_WEEKS,
             "budget": Unset(budget),
             "scenarios": Unset([round(budget * f) for f in DEFAULT_SCENARIO_FACTORS]),
         },
@@ -195,11 +201,18 @@ def config_document(
     return document, comments
 
 
+def _blank_as_zero(inference: Inference, section: str, node: dict, comments: dict) -> None:
+    """Propose the section's blank_as_zero commented out, with why: the user decides."""
+    if section in inference.blank_as_zero:
+        node["blank_as_zero"] = Unset(True)
+        comments[f"{section}.blank_as_zero"] = inference.blank_as_zero[section]
+
+
 def _budget_comment(inference: Inference) -> str:
     text = "unset = the current spend over horizon_weeks"
     if inference.recent_spend is None:
         return text
-    text += f": {_money(inference.recent_spend)} in the last {HORIZON_DAYS // 7} weeks of data"
+    text += f": {_money(inference.recent_spend)} in the last {HORIZON_WEEKS} weeks of data"
     if inference.markets:
         each = inference.recent_spend / len(inference.markets)
         text += f" (all markets; the budget is per market: about {_money(each)})"
@@ -262,8 +275,9 @@ def summary_lines(inference: Inference, attributable_share: float | None = None)
     first, last = inference.months
     lines.append(f"  months: {first}..{last} (first and last month with data)")
     if inference.recent_spend is not None:
+        spent = _money(inference.recent_spend)
         lines.append(
-            f"  current spend over the last 13 weeks: {_money(inference.recent_spend)} "
+            f"  current spend over the last {HORIZON_WEEKS} weeks: {spent} "
             "(optimisation.budget is left unset: the allocation defaults to it)"
         )
     if inference.route == "events" and attributable_share is None:

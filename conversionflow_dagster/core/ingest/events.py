@@ -2,12 +2,16 @@
 
 Contract (one row per event): ``customer_id`` (string), ``timestamp`` (datetime64, UTC-naive),
 ``touchpoint`` (category), ``conversion`` (int8, 0/1), ``value`` (float, >= 0; blank = 0),
-plus ``source_file`` and ``line`` so every later message can point back into the input.
+``touch`` (int8, 1 where the row counts as a touch of its touchpoint: every row, unless the
+source maps an event-type column), plus ``source_file`` and ``line`` so every later message
+can point back into the input.
 """
 
 from __future__ import annotations
 
+import glob
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,7 @@ from conversionflow_dagster.core.ingest.tables import (
     read_table,
     require_columns,
 )
+from conversionflow_dagster.core.months import months_between
 from conversionflow_dagster.core.rules import (
     CheckOutcome,
     in_month_mask,
@@ -38,8 +43,67 @@ EVENT_SCHEMA = {
     "touchpoint": "OU",
     "conversion": "i",
     "value": "f",
+    "touch": "i",
 }
 EVENT_KEY = ["customer_id", "timestamp", "touchpoint", "conversion", "value"]
+MONTHS_KEY = "project.partitions.start_month/end_month"
+
+
+class MonthWithoutData(InputDataError):
+    """A configured month for which a source has no data at all.
+
+    ``available`` is the first and last month that do have data (None: none found), so the
+    message can say which months to configure instead; ``source`` is the configured path.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        month: str,
+        what: str,
+        available: tuple[str, str] | None,
+        source: Path,
+    ) -> None:
+        self.month, self.what, self.available, self.source = month, what, available, source
+        super().__init__(path, f"no {what} month {month}{self.advice()}")
+
+    def advice(self) -> str:
+        if self.available is None:
+            return "; the source has no data for any month"
+        first, last = self.available
+        return (
+            f"; it has data for the months {first} to {last}: set {MONTHS_KEY} to months "
+            "within them"
+        )
+
+
+def months_without_data(errors: Sequence[MonthWithoutData]) -> str:
+    """One message for every month of one source that has no data (``validate`` would
+    otherwise print a line per calendar month up to today when end_month is omitted)."""
+    months = sorted(e.month for e in errors)
+    if len(months) > 2 and months == months_between(months[0], months[-1]):
+        shown = f"{months[0]} to {months[-1]}"
+    else:
+        shown = ", ".join(months[:6]) + (", ..." if len(months) > 6 else "")
+    first = errors[0]
+    return (
+        f"{first.source}: no {first.what} {len(months)} configured month(s), {shown}"
+        f"{first.advice()}"
+    )
+
+
+def data_months(stamps: pd.Series) -> tuple[str, str] | None:
+    """First and last month (YYYY-MM) of some timestamps; None when there are none."""
+    stamps = stamps.dropna()
+    return (f"{stamps.min():%Y-%m}", f"{stamps.max():%Y-%m}") if len(stamps) else None
+
+
+def months_with_files(template: Path) -> tuple[str, str] | None:
+    """First and last month that a per-month template has a file for."""
+    pattern = str(template).replace("{month}", "[0-9][0-9][0-9][0-9]-[0-9][0-9]")
+    shape = re.compile(re.escape(str(template)).replace(r"\{month\}", r"(\d{4}-\d{2})"))
+    months = sorted(m.group(1) for f in glob.glob(pattern) if (m := shape.fullmatch(f)))
+    return (months[0], months[-1]) if months else None
 
 
 def month_file(template: Path, month: str) -> Path:
@@ -53,20 +117,45 @@ def is_per_month(template: Path) -> bool:
 
 def parse_events(table: Table, source: EventsSource) -> pd.DataFrame:
     """Parse a raw table into the events contract, refusing values that cannot be read."""
-    columns = source.columns.model_dump()
+    columns = {k: v for k, v in source.columns.model_dump().items() if v is not None}
     require_columns(table, columns, "sources.events.columns")
+    conversion, touch = _conversions_and_touches(table, source)
     frame = pd.DataFrame(
         {
             "customer_id": parse_labels(table, columns["customer_id"], refuse_null_text=True),
             "timestamp": parse_timestamps(table, columns["timestamp"]),
             "touchpoint": parse_labels(table, columns["touchpoint"], refuse_null_text=True),
-            "conversion": parse_binary(table, columns["conversion"]),
+            "conversion": conversion,
             "value": parse_numbers(table, columns["value"], blank_as_zero=True, non_negative=True),
+            "touch": touch,
         }
     )
     frame["line"] = table.lines.astype(np.int32)
     frame["source_file"] = pd.Categorical([table.path.name] * len(frame))
     return frame
+
+
+def _conversions_and_touches(table: Table, source: EventsSource) -> tuple[pd.Series, pd.Series]:
+    """The 0/1 conversion and touch flags of each row.
+
+    Without an event-type column every row touches its touchpoint. With one, a row of a
+    conversion type is never a touch (a purchase logged under 'search' is not a search ad
+    seen), and with ``touch_types`` only rows of those types are; ``columns.conversion``
+    unmapped, conversions are the rows of a conversion type.
+    """
+    columns = source.columns
+    if columns.event_type is None:
+        return parse_binary(table, columns.conversion), pd.Series(np.int8(1), table.frame.index)
+    kind = parse_labels(table, columns.event_type)
+    converts = kind.isin(source.conversion_types).to_numpy()
+    touches = ~converts
+    if source.touch_types:
+        touches &= kind.isin(source.touch_types).to_numpy()
+    if columns.conversion is not None:
+        conversion = parse_binary(table, columns.conversion)
+    else:
+        conversion = pd.Series(converts.astype(np.int8), table.frame.index)
+    return conversion, pd.Series(touches.astype(np.int8), table.frame.index)
 
 
 def read_month_events(template: Path, source: EventsSource, month: str) -> pd.DataFrame:
@@ -77,12 +166,13 @@ def read_month_events(template: Path, source: EventsSource, month: str) -> pd.Da
     """
     path = month_file(template, month)
     if is_per_month(template) and not path.is_file():
-        raise InputDataError(path, f"no event file for month {month} (expected this file)")
+        raise MonthWithoutData(path, month, "event file for", months_with_files(template), template)
     events = parse_events(read_table(path), source)
     if not is_per_month(template):
-        events = events.loc[~in_month_mask(events["timestamp"], month)]
+        stamps = events["timestamp"]
+        events = events.loc[~in_month_mask(stamps, month)]
         if events.empty:
-            raise InputDataError(path, f"no events dated in month {month}")
+            raise MonthWithoutData(path, month, "events dated in", data_months(stamps), template)
     if source.drop_duplicates:
         events = events.drop_duplicates(subset=EVENT_KEY)
     events["touchpoint"] = events["touchpoint"].astype("category")

@@ -18,13 +18,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from conversionflow_dagster.core.config import WEEKDAYS
+from conversionflow_dagster.core.config import WEEKDAYS, OptimisationSection
 from conversionflow_dagster.core.errors import InputDataError
 from conversionflow_dagster.core.ingest.panel import complete_weeks, week_floor
-from conversionflow_dagster.core.ingest.tables import read_table
+from conversionflow_dagster.core.ingest.periods import period_bounds
+from conversionflow_dagster.core.ingest.tables import MONTH_NAMES, read_table
 from conversionflow_dagster.core.months import shift_month
 
-HORIZON_DAYS = 91  # optimisation.horizon_weeks' default (13 weeks): the scale of the budget
+# The default planning horizon: what the data spent over it is the budget stage 2 defaults to.
+HORIZON_WEEKS: int = OptimisationSection.model_fields["horizon_weeks"].default
 MONTH_STEM = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")  # per-month files: YYYY-MM.csv
 ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")  # an ISO 8601 date with a day
 OTHER_DATE = re.compile(r"^\d{1,2}[/.]\d{1,2}[/.]\d{2,4}")  # 20/01/2024, 1.20.24, ...
@@ -65,6 +67,22 @@ MARKET_WORDS = {"geo", "market", "region", "country", "dma", "state", "territory
                 "city", "store", "location"}  # fmt: skip
 ORGANIC = {"organic", "direct", "seo", "referral", "unpaid", "natural", "free"}
 ROBYN_SUFFIX = {"_S": "spend", "_I": "touches", "_P": "touches", "_B": "baseline"}
+YEAR_WORDS = {"year", "yr", "yyyy"}
+MONTH_WORDS = {"month", "mon", "mth", "mm"}
+# Median days between a coarse table's rows -> the period each row covers (weekly rows: none).
+PERIODS = {"month": (27, 32), "quarter": (88, 93), "year": (364, 367)}
+# Event-type values (their words, or the words run together: 'sign_up' -> 'signup').
+CONVERSION_VALUES = {"purchase", "purchased", "purchases", "conversion", "converted", "convert",
+                     "order", "ordered", "orders", "sale", "sold", "lead", "leads", "signup",
+                     "signups", "registration", "registered", "subscribe", "subscribed",
+                     "subscription", "transaction", "booking", "booked", "install",
+                     "acquisition"}  # fmt: skip
+TOUCH_VALUES = {"click", "clicks", "clicked", "view", "views", "viewed", "pageview", "visit",
+                "visits", "impression", "impressions", "open", "opened", "opens", "touch",
+                "touches", "session", "sessions", "engagement", "engaged", "page", "cart",
+                "sent", "delivered", "watch", "watched", "scroll"}  # fmt: skip
+TYPE_WORDS = {"type", "event", "interaction", "action", "activity", "kind"}
+MAX_EVENT_TYPES = 30  # more distinct values than this: not a list of interaction types
 
 NEITHER = (
     "expected a weekly panel (one row per week: a date column with dates 7 days apart, spend "
@@ -106,7 +124,7 @@ class Inference:
 
     route: Route
     paths: dict[str, Path]  # role (panel, events, spend, controls) -> file or {month} template
-    columns: dict[str, dict[str, str]]  # role -> contract field -> column in the file
+    columns: dict[str, dict[str, str | None]]  # role -> contract field -> column in the file
     channels: tuple[ChannelGuess, ...]
     controls: tuple[ControlGuess, ...]
     target: str  # model.target
@@ -115,7 +133,11 @@ class Inference:
     week_start: str = "monday"
     spend_layout: str | None = None  # events route: long or wide
     markets: tuple[str, ...] = ()
-    recent_spend: float | None = None  # all channels (and markets), last 13 weeks of data
+    recent_spend: float | None = None  # all channels (and markets), last HORIZON_WEEKS
+    conversion_types: tuple[str, ...] = ()  # events route: event types that are conversions
+    periods: dict[str, str] = field(default_factory=dict)  # role -> period a row covers
+    # config section -> why its blank_as_zero is proposed (written commented out: the user's call)
+    blank_as_zero: dict[str, str] = field(default_factory=dict)
     guesses: tuple[Guess, ...] = ()
     notes: tuple[str, ...] = ()  # what could not be decided, or needs the user's eye
 
@@ -138,18 +160,12 @@ class _Column:
     tokens: tuple[str, ...]
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Source:
     """One input: a file, or a set of per-month files read as one table."""
 
-    files: list[Path]
-    template: Path
-    frame: pd.DataFrame
-    columns: dict[str, _Column] = field(default_factory=dict)
-
-    @property
-    def shown(self) -> str:
-        return str(self.template)
+    template: Path  # the file, or the folder's {month} template
+    columns: dict[str, _Column]
 
 
 def tokens(name: str) -> tuple[str, ...]:
@@ -250,7 +266,9 @@ def _unique(name: str, taken: set[str]) -> str:
 
 @dataclass(frozen=True)
 class _Shape:
-    date: str
+    date: str  # the column that dates a row (the year column when a year and month do)
+    dated_by: dict[str, str]  # config field (date, or year and month) -> column
+    period: str | None  # what a row covers: month, quarter or year; None for days and weeks
     days: pd.Series  # dates at midnight
     has_time: bool
     rows_per_day: float
@@ -259,16 +277,48 @@ class _Shape:
     one_row_per_date: bool  # (per market with a market column)
 
 
-def _date_column(source: _Source) -> str:
+def _dating(source: _Source) -> tuple[dict[str, str], pd.Series]:
+    """The columns that date each row (an ISO date column, else a year and a month column)
+    and the dates they give."""
     dates = [c for c in source.columns.values() if c.kind == "date" and c.blanks == 0]
-    if not dates:
+    if dates:
+
+        def rank(column: _Column) -> int:
+            named = [i for i, word in enumerate(DATE_WORDS) if word in column.tokens]
+            return named[0] if named else len(DATE_WORDS)
+
+        date = min(dates, key=rank)
+        return {"date": date.name}, date.values
+    year = next((c for c in source.columns.values() if _is_year(c)), None)
+    if year is None:
         raise InputDataError(source.template, _no_date_problem(source))
+    month = next((c for c in source.columns.values() if _month_numbers(c) is not None), None)
+    months = 1 if month is None else _month_numbers(month)
+    stamps = pd.to_datetime(pd.DataFrame({"year": year.values, "month": months, "day": 1}))
+    dated_by = {"year": year.name} | ({"month": month.name} if month is not None else {})
+    return dated_by, stamps
 
-    def rank(column: _Column) -> int:
-        named = [i for i, word in enumerate(DATE_WORDS) if word in column.tokens]
-        return named[0] if named else len(DATE_WORDS)
 
-    return min(dates, key=rank).name
+def _is_year(column: _Column) -> bool:
+    values = column.values
+    return (
+        column.kind == "number"
+        and column.blanks == 0
+        and _has(column, YEAR_WORDS)
+        and bool(((values % 1 == 0) & values.between(1900, 2100)).all())
+    )
+
+
+def _month_numbers(column: _Column) -> pd.Series | None:
+    """A month column's months as numbers 1-12 (numbers or English names), else None."""
+    if column.blanks or not _has(column, MONTH_WORDS):
+        return None
+    values = column.values
+    if column.kind == "text":
+        values = values.str.lower().map(MONTH_NAMES)
+    elif column.kind != "number":
+        return None
+    return values.astype(int) if values.isin(range(1, 13)).all() else None
 
 
 def _no_date_problem(source: _Source) -> str:
@@ -284,21 +334,26 @@ def _no_date_problem(source: _Source) -> str:
             break
     return (
         f"no column of ISO 8601 dates (like 2024-01-20) among {columns}{hint}; expected a date "
-        "column (weekly panel, spend) or a timestamp (event log)"
+        "column (weekly panel, spend), a year and a month column, or a timestamp (event log)"
     )
 
 
 def _shape(source: _Source) -> _Shape:
-    date = _date_column(source)
-    stamps = source.columns[date].values
+    dated_by, stamps = _dating(source)
     days = stamps.dt.normalize()
     distinct = np.sort(days.unique())
     steps = np.diff(distinct).astype("timedelta64[D]").astype(int)
     spacing = float(np.median(steps)) if len(steps) else 0.0
     market = _market_column(source, days)
     keys = pd.DataFrame({"d": days, "m": source.columns[market].values if market else ""})
+    if "year" in dated_by:
+        period = "month" if "month" in dated_by else "year"
+    else:
+        period = next((p for p, (lo, hi) in PERIODS.items() if lo <= spacing <= hi), None)
     return _Shape(
-        date=date,
+        date=next(iter(dated_by.values())),
+        dated_by=dated_by,
+        period=period,
         days=days,
         has_time=bool((stamps != days).any()),
         rows_per_day=len(days) / max(len(distinct), 1),
@@ -352,7 +407,8 @@ def _kind(source: _Source, shape: _Shape) -> str:
     """'events', 'panel', 'spend' or 'controls' (a weekly table with neither)."""
     if _long_spend_columns(source, shape):
         return "spend"
-    if _id_column(source, shape) is not None and (shape.has_time or shape.rows_per_day > 1.5):
+    timed = "date" in shape.dated_by and (shape.has_time or shape.rows_per_day > 1.5)
+    if timed and _id_column(source, shape) is not None:
         return "events"
     if not shape.one_row_per_date:
         raise InputDataError(
@@ -363,14 +419,15 @@ def _kind(source: _Source, shape: _Shape) -> str:
     numbers = _numbers(source, shape)
     roles = {_number_role(c) for c in numbers}
     weekly = 6 <= shape.spacing <= 8
-    if weekly and "target" in roles:
+    if (weekly or shape.period) and "target" in roles:
         return "panel"
     if "target" in roles:
         raise InputDataError(
             source.template,
             f"one row per date, but the dates in {shape.date!r} are {shape.spacing:g} day(s) "
             "apart; conversionflow models weekly data: add the rows up to one per week (dates 7 "
-            "days apart), or give the event log they came from",
+            "days apart; a month, quarter or year apart are spread over their days), or give "
+            "the event log they came from",
         )
     if "spend" in roles:
         return "spend"
@@ -380,7 +437,7 @@ def _kind(source: _Source, shape: _Shape) -> str:
 
 
 def _numbers(source: _Source, shape: _Shape) -> list[_Column]:
-    skip = {shape.date, shape.market}
+    skip = {*shape.dated_by.values(), shape.market}
     return [c for c in source.columns.values() if c.kind == "number" and c.name not in skip]
 
 
@@ -427,7 +484,7 @@ def inspect_files(paths: Sequence[str | Path]) -> Inference:
         if len(sources) > 1:
             extra = next(s for _, s, _ in kinds if s is not panel[0])
             raise InputDataError(
-                extra.shown,
+                extra.template,
                 "a weekly panel is read from one file, and another file was given with it; "
                 "give the panel alone (or the event log and its spend file)",
             )
@@ -437,7 +494,7 @@ def inspect_files(paths: Sequence[str | Path]) -> Inference:
     source = sources[0]
     kind = kinds[0][0]
     raise InputDataError(
-        source.shown,
+        source.template,
         f"this looks like a {kind} file (no target and no customer id); {NEITHER}",
     )
 
@@ -455,9 +512,7 @@ def _load(files: list[Path]) -> _Source:
     first = files[0]
     monthly = MONTH_STEM.match(first.stem) is not None
     template = first.parent / f"{{month}}{first.suffix}" if monthly else first
-    source = _Source(files, template, _read(files))
-    source.columns = _profile(source.frame)
-    return source
+    return _Source(template, _profile(_read(files)))
 
 
 def _month(stamp: pd.Timestamp) -> str:
@@ -470,34 +525,78 @@ def _weekday(days: pd.Series) -> str | None:
     return WEEKDAYS[int(weekdays[0])] if len(weekdays) == 1 else None
 
 
-def _recent_spend(days: pd.Series, spend: pd.DataFrame) -> float:
-    """Spend over the last 13 weeks of data: the budget the allocation defaults to."""
-    recent = (days > days.max() - pd.Timedelta(days=HORIZON_DAYS)).to_numpy()
-    return float(np.nansum(spend.loc[recent].to_numpy(dtype=float)))
+def _recent_spend(shape: _Shape, spend: pd.DataFrame) -> float:
+    """Spend over the last HORIZON_WEEKS of data: the budget the allocation defaults to.
+
+    Coarse rows count as the pipeline spreads them: evenly over their period's days, of which
+    the last HORIZON_WEEKS complete (Monday) weeks take their share.
+    """
+    days = shape.days
+    if shape.period is None:
+        recent = (days > days.max() - pd.Timedelta(weeks=HORIZON_WEEKS)).to_numpy()
+        return float(np.nansum(spend.loc[recent].to_numpy(dtype=float)))
+    start, end = period_bounds(days, shape.period)
+    last = week_floor(pd.Series([end.max()]), WEEKDAYS.index("monday"))[0]
+    first = last - pd.Timedelta(weeks=HORIZON_WEEKS)
+    inside = (end.clip(upper=last) - start.clip(lower=first)).clip(lower=pd.Timedelta(0))
+    share = (inside / (end - start)).to_numpy()
+    return float(np.nansum(spend.to_numpy(dtype=float) * share[:, None]))
 
 
 # ---------------------------------------------------------------------------------------------
 # Route 2: a weekly panel
 
 
+def _dating_guesses(shape: _Shape, section: str, guesses: list[Guess]) -> None:
+    """What dates a row and, for coarse rows, the period each covers."""
+    first, last = shape.days.min(), shape.days.max()
+    if "year" in shape.dated_by:
+        years = f"four-digit years {first.year}..{last.year}"
+        guesses.append(Guess(f"{section}.columns.year", shape.dated_by["year"], years))
+        if "month" in shape.dated_by:
+            months = "month numbers or names, with the year"
+            guesses.append(Guess(f"{section}.columns.month", shape.dated_by["month"], months))
+        why = f"dated by a year{' and a month' if 'month' in shape.dated_by else ''} column"
+    else:
+        every = {1: "daily", 7: "weekly"}.get(round(shape.spacing), f"{shape.spacing:g}-day")
+        every = f"{shape.period}ly" if shape.period else every
+        span = f"ISO dates, {every} rows, {first.date()}..{last.date()}"
+        guesses.append(Guess(f"{section}.columns.date", shape.date, span))
+        why = f"dates about {shape.spacing:g} days apart"
+    if shape.period:
+        guesses.append(
+            Guess(
+                f"{section}.period",
+                shape.period,
+                f"{why}: each row covers a {shape.period}, spread evenly over its days",
+            )
+        )
+
+
+def _coverage(shape: _Shape) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last day the rows cover: a coarse row its period, any other the week from
+    its date."""
+    first, last = shape.days.min(), shape.days.max()
+    if shape.period is None:
+        return first, last + pd.Timedelta(days=6)
+    start, end = period_bounds(pd.Series([first, last]), shape.period)
+    return start[0], end[1] - pd.Timedelta(days=1)
+
+
 def _panel(source: _Source, shape: _Shape) -> Inference:
     guesses: list[Guess] = []
     notes: list[str] = []
-    date = shape.date
-    first, last = shape.days.min(), shape.days.max()
-    guesses.append(
-        Guess(
-            "sources.panel.columns.date",
-            date,
-            f"ISO dates, {shape.spacing:g}-day spacing, {first.date()}..{last.date()}",
-        )
-    )
+    _dating_guesses(shape, "sources.panel", guesses)
     week_start = _weekday(shape.days)
-    if week_start is None:
+    if shape.period:
+        week_start = "monday"
+        why = f"each {shape.period} is spread over its days; weeks start on Monday, the default"
+        guesses.append(Guess("project.week_start", week_start, why))
+    elif week_start is None:
         week_start = "monday"
         notes.append(
-            f"the dates in {date!r} fall on different weekdays; weeks are taken to start on "
-            "Monday: check that no two rows fall in one week"
+            f"the dates in {shape.date!r} fall on different weekdays; weeks are taken to start "
+            "on Monday: check that no two rows fall in one week"
         )
     else:
         guesses.append(Guess("project.week_start", week_start, f"every date is a {week_start}"))
@@ -511,7 +610,7 @@ def _panel(source: _Source, shape: _Shape) -> Inference:
                 f"text with one row per date for each of its {len(markets)} values",
             )
         )
-    columns = {"date": date}
+    columns = dict(shape.dated_by)
     roles: dict[str, list[_Column]] = {}
     for column in _numbers(source, shape):
         role = _number_role(column)
@@ -532,9 +631,14 @@ def _panel(source: _Source, shape: _Shape) -> Inference:
     ):
         for column in roles.get(role, []):
             notes.append(f"column {column.name!r} is left out: {why}")
-    _note_blanks(source, [*columns.values(), *_mapped(channels, controls)], notes, "panel")
+    spend_and_touches = [c for ch in channels for c in (ch.spend_column, ch.touches_column) if c]
+    blanks: dict[str, str] = {}
+    _note_blanks(source, [*columns.values(), *spend_and_touches], "sources.panel", notes, blanks)
+    numeric_controls = [c.column for c in controls if not c.categorical]
+    _note_blanks(source, numeric_controls, "controls", notes, blanks)
     spend_columns = [c.spend_column for c in channels]
     spend = pd.DataFrame({c: source.columns[c].values for c in spend_columns})
+    covered = _coverage(shape)
     return Inference(
         route="panel",
         paths={"panel": source.template},
@@ -543,10 +647,12 @@ def _panel(source: _Source, shape: _Shape) -> Inference:
         controls=controls,
         target=target,
         likelihood=likelihood,
-        months=(_month(first), _month(last + pd.Timedelta(days=6))),  # the last week's end
+        months=(_month(covered[0]), _month(covered[1])),
         week_start=week_start,
         markets=markets,
-        recent_spend=_recent_spend(shape.days, spend) if spend_columns else None,
+        recent_spend=_recent_spend(shape, spend) if spend_columns else None,
+        periods={"panel": shape.period} if shape.period else {},
+        blank_as_zero=blanks,
         guesses=tuple(guesses),
         notes=tuple(notes),
     )
@@ -665,7 +771,7 @@ def _spend_evidence(column: _Column) -> str:
 
 
 def _categoricals(source: _Source, shape: _Shape, used: Sequence[str]) -> list[_Column]:
-    skip = {shape.date, shape.market, *used}
+    skip = {*shape.dated_by.values(), shape.market, *used}
     return [
         c
         for c in source.columns.values()
@@ -691,19 +797,25 @@ def _controls(columns: list[_Column], guesses: list[Guess]) -> tuple[ControlGues
     return tuple(out)
 
 
-def _mapped(channels: Sequence[ChannelGuess], controls: Sequence[ControlGuess]) -> list[str]:
-    columns = [c.spend_column for c in channels] + [c.touches_column for c in channels]
-    return [c for c in columns if c] + [c.column for c in controls if not c.categorical]
-
-
-def _note_blanks(source: _Source, used: Sequence[str], notes: list[str], section: str) -> None:
-    for name in used:
-        column = source.columns[name]
-        if column.blanks and column.kind == "number":
-            notes.append(
-                f"column {name!r} has {column.blanks} blank value(s): validate refuses them; set "
-                f"{section}.blank_as_zero: true if a blank means 0"
-            )
+def _note_blanks(
+    source: _Source, used: Sequence[str], section: str, notes: list[str], blanks: dict[str, str]
+) -> None:
+    """Say which numeric columns of a section have blank cells, and propose, commented out,
+    the section's blank_as_zero: only the user knows whether a blank is 0 or lost data."""
+    found = {n: source.columns[n].blanks for n in dict.fromkeys(used)}
+    found = {n: count for n, count in found.items() if count and source.columns[n].kind == "number"}
+    if not found:
+        return
+    cells = ", ".join(f"{name!r} ({count})" for name, count in found.items())
+    notes.append(
+        f"blank cells in {cells}: validate refuses them. If a blank means 0 (nothing spent "
+        f"that period), uncomment {section}.blank_as_zero: true in the config; if it means a "
+        "lost value, fill it in"
+    )
+    blanks[section] = (
+        f"uncomment if a blank means 0: {cells} have blank cells, refused until then "
+        "(a blank in a feed is more often a lost value than nothing spent: check first)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -714,17 +826,19 @@ def _events(by_kind: dict[str, list]) -> Inference:
     logs = by_kind.pop("events")
     if len(logs) > 1:
         raise InputDataError(
-            logs[1][0].shown,
+            logs[1][0].template,
             "a second event log; give one file, or one file per month named YYYY-MM.csv in one "
             "folder",
         )
     source, shape = logs[0]
     guesses: list[Guess] = []
     notes: list[str] = []
-    columns = {"events": _event_columns(source, shape, guesses, notes)}
-    touchpoints = sorted(source.columns[columns["events"]["touchpoint"]].values.dropna().unique())
+    blanks: dict[str, str] = {}
+    event_columns, conversion_types = _event_columns(source, shape, guesses, notes)
+    columns = {"events": event_columns}
+    touchpoints = sorted(source.columns[event_columns["touchpoint"]].values.dropna().unique())
     paths = {"events": source.template}
-    spend_days = None
+    spend_shape = None
     channels: tuple[ChannelGuess, ...] = ()
     layout, recent = None, None
     spends = by_kind.pop("spend", [])
@@ -732,17 +846,17 @@ def _events(by_kind: dict[str, list]) -> Inference:
         spend_source, spend_shape = spends[0]
         paths["spend"] = spend_source.template
         layout, spend_columns, channels, recent = _spend_feed(
-            spend_source, spend_shape, touchpoints, guesses, notes
+            spend_source, spend_shape, touchpoints, guesses, notes, blanks
         )
         columns["spend"] = spend_columns
-        spend_days = spend_shape
     else:
         notes.append(
             "no spend file was given: every paid channel needs a spend feed (a second file: "
             "date, channel, spend) or channels.<name>.cost_per_touch"
         )
     controls: tuple[ControlGuess, ...] = ()
-    for control_source, control_shape in by_kind.pop("controls", [])[:1]:
+    extras = by_kind.pop("controls", [])
+    for control_source, control_shape in extras[:1]:
         paths["controls"] = control_source.template
         columns["controls"] = {"date_column": control_shape.date}
         guesses.append(Guess("controls.date_column", control_shape.date, "ISO dates, weekly"))
@@ -753,10 +867,13 @@ def _events(by_kind: dict[str, list]) -> Inference:
             [c for c in numbers if c.levels > 1] + _categoricals(control_source, control_shape, []),
             guesses,
         )
-    for extra in (s for group in by_kind.values() for s, _ in group):
-        notes.append(f"{extra.shown}: not used (a second spend or controls file?)")
-    months = _event_months(source, shape, spend_days, notes)
-    guesses.append(Guess("model.target", "conversions", "the 0/1 conversions, counted per week"))
+        numeric = [c.column for c in controls if not c.categorical]
+        _note_blanks(control_source, numeric, "controls", notes, blanks)
+    for extra, _ in [*spends[1:], *extras[1:]]:
+        notes.append(f"{extra.template}: not used (one spend file and one controls file are)")
+    months = _event_months(source, shape, spend_shape, notes)
+    counted = "rows of a conversion type" if event_columns["conversion"] is None else "0/1 values"
+    guesses.append(Guess("model.target", "conversions", f"the {counted}, counted per week"))
     guesses.append(
         Guess("model.likelihood", "poisson", "weekly counts of conversions, as for the sample")
     )
@@ -771,6 +888,9 @@ def _events(by_kind: dict[str, list]) -> Inference:
         months=months,
         spend_layout=layout,
         recent_spend=recent,
+        conversion_types=conversion_types,
+        periods={"spend": spend_shape.period} if spend_shape and spend_shape.period else {},
+        blank_as_zero=blanks,
         guesses=tuple(guesses),
         notes=tuple(notes),
     )
@@ -795,7 +915,9 @@ def _pick(
 
 def _event_columns(
     source: _Source, shape: _Shape, guesses: list[Guess], notes: list[str]
-) -> dict[str, str]:
+) -> tuple[dict[str, str | None], tuple[str, ...]]:
+    """The events mapping, and the event types that are conversions when a column of
+    interaction types says which rows are (else none)."""
     customer = _id_column(source, shape)
     used = {shape.date, customer.name}
     key = "sources.events.columns"
@@ -813,7 +935,7 @@ def _event_columns(
             f"ISO timestamps, about {shape.rows_per_day:.0f} rows per day",
         )
     )
-    columns = {"customer_id": customer.name, "timestamp": shape.date}
+    columns: dict[str, str | None] = {"customer_id": customer.name, "timestamp": shape.date}
 
     def is_flag(column: _Column) -> bool:
         values = column.values.dropna()
@@ -831,10 +953,35 @@ def _event_columns(
     def is_label(column: _Column) -> bool:
         return column.kind == "text" and 1 < column.levels <= 500
 
+    labels = [c for c in source.columns.values() if c.name not in used and is_label(c)]
+    conversion_types: tuple[str, ...] = ()
+    typed = _event_type(labels) if len(labels) > 1 else None  # one label: the touchpoint's
+    if typed is not None:
+        kind, conversion_types = typed
+        columns["event_type"] = kind.name
+        used.add(kind.name)
+        rows = int(kind.values.isin(conversion_types).sum())
+        others = sorted(set(kind.values.dropna()) - set(conversion_types))
+        shown = ", ".join(others[:6]) + (", ..." if len(others) > 6 else "")
+        guesses.append(
+            Guess(
+                f"{key}.event_type",
+                kind.name,
+                f"text with {kind.levels} interaction types; the touches are {shown}",
+            )
+        )
+        guesses.append(
+            Guess(
+                "sources.events.conversion_types",
+                ", ".join(conversion_types),
+                f"conversion-like types, {rows:,} rows: conversions, never touches",
+            )
+        )
+
     touch = _pick(source, TOUCHPOINT_WORDS, is_label, used)
     if touch is None:
         raise InputDataError(
-            source.shown,
+            source.template,
             "an event log needs a touchpoint column (text naming the channel or interaction of "
             "each row, e.g. 'search_touch'); none was found",
         )
@@ -843,7 +990,11 @@ def _event_columns(
     guesses.append(
         Guess(f"{key}.touchpoint", touch.name, f"text with {touch.levels} distinct touchpoints")
     )
-    if "conversion" not in columns:
+    if "conversion" not in columns and conversion_types:
+        columns["conversion"] = None
+        why = f"no 0/1 column: conversions are the rows of a conversion type in {kind.name!r}"
+        guesses.append(Guess(f"{key}.conversion", "null", why))
+    elif "conversion" not in columns:
         columns["conversion"] = "conversion"
         notes.append(
             "no 0/1 conversion column was found: add one to the log (1 on the rows that are a "
@@ -863,7 +1014,40 @@ def _event_columns(
     else:
         columns["value"] = "value"
         notes.append(f"no conversion value column was found: add one and map it as {key}.value")
-    return columns
+    return columns, conversion_types
+
+
+def _value_words(value: str) -> set[str]:
+    """The words of a value, and them run together ('sign_up' -> also 'signup')."""
+    words = tokens(value)
+    return {*words, "".join(words)}
+
+
+def _event_type(labels: list[_Column]) -> tuple[_Column, tuple[str, ...]] | None:
+    """A column of interaction types (page_view, click, purchase, ...) and its values that are
+    conversions, or None.
+
+    Most of its values must be interaction words naming no channel: a touchpoint column such
+    as the sample's ('search_touch', ..., 'repeat_purchase') is not one.
+    """
+    best = None
+    for column in labels:
+        if column.levels > MAX_EVENT_TYPES:
+            continue
+        values = sorted(column.values.dropna().unique())
+        words = {v: _value_words(v) for v in values}
+        converting = tuple(v for v in values if words[v] & CONVERSION_VALUES)
+        typed = [
+            v
+            for v in values
+            if words[v] & (CONVERSION_VALUES | TOUCH_VALUES) and not words[v] & CHANNEL_WORDS
+        ]
+        if not converting or len(converting) == len(values) or 2 * len(typed) < len(values):
+            continue
+        score = (len(typed) / len(values), _has(column, TYPE_WORDS))
+        if best is None or score > best[0]:
+            best = (score, column, converting)
+    return None if best is None else best[1:]
 
 
 def _spend_feed(
@@ -872,17 +1056,10 @@ def _spend_feed(
     touchpoints: list[str],
     guesses: list[Guess],
     notes: list[str],
+    blanks: dict[str, str],
 ) -> tuple[str, dict[str, str], tuple[ChannelGuess, ...], float]:
     """Layout, column mapping, channels (with their touchpoints) and recent spend."""
-    every = {1: "daily", 7: "weekly"}.get(round(shape.spacing), f"{shape.spacing:g}-day")
-    if 27 <= shape.spacing <= 32:
-        every = "monthly"
-        notes.append(
-            "the spend rows are monthly: the weekly panel needs spend in every week, so "
-            "validate reports the weeks without a spend row; spread each month's spend over "
-            "its weeks (or days) in the file"
-        )
-    guesses.append(Guess("sources.spend.columns.date", shape.date, f"ISO dates, {every} rows"))
+    _dating_guesses(shape, "sources.spend", guesses)
     long = _long_spend_columns(source, shape)
     if long is not None:
         channel, money = long
@@ -890,8 +1067,8 @@ def _spend_feed(
         guesses.append(Guess("sources.spend.columns.channel", channel, "channel names per row"))
         guesses.append(Guess("sources.spend.columns.spend", money, "spend-like name"))
         names = sorted(source.columns[channel].values.dropna().unique())
-        spend = pd.DataFrame({"spend": source.columns[money].values})
-        columns = {"date": shape.date, "channel": channel, "spend": money}
+        spend = pd.DataFrame({money: source.columns[money].values})
+        columns = {**shape.dated_by, "channel": channel, "spend": money}
         found = [(name, None) for name in names]
     else:
         guesses.append(Guess("sources.spend.layout", "wide", "one row per date, a column each"))
@@ -899,9 +1076,10 @@ def _spend_feed(
         taken: set[str] = set()
         found = [(_channel_name(c.name, taken), c.name) for c in numbers]
         spend = pd.DataFrame({c.name: c.values for c in numbers})
-        columns = {"date": shape.date}
+        columns = dict(shape.dated_by)
+    _note_blanks(source, list(spend.columns), "sources.spend", notes, blanks)
     channels = _match_touchpoints(found, touchpoints, guesses, notes)
-    return ("long" if long else "wide"), columns, channels, _recent_spend(shape.days, spend)
+    return ("long" if long else "wide"), columns, channels, _recent_spend(shape, spend)
 
 
 def _match_touchpoints(
@@ -952,7 +1130,10 @@ def _event_months(
     panel refuses; such an edge month is left out and the notes say so.
     """
     first, last = shape.days.min(), shape.days.max()
-    if spend is not None and round(spend.spacing) <= 7:
+    if spend is not None and spend.period:
+        covered = _coverage(spend)
+        first, last = max(first, covered[0]), min(last, covered[1])
+    elif spend is not None and round(spend.spacing) <= 7:
         first, last = max(first, spend.days.min()), min(last, spend.days.max())
     start, end = _month(first), _month(last)
     wd = WEEKDAYS.index("monday")
@@ -965,7 +1146,7 @@ def _event_months(
         end = shift_month(end, -1)
     if end < start:
         raise InputDataError(
-            source.shown,
+            source.template,
             f"the data run from {first.date()} to {last.date()} and cover no whole month; "
             "the event route needs at least one",
         )

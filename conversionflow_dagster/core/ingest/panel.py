@@ -2,9 +2,10 @@
 
 Route 1 aggregates monthly event and spend partitions into complete weeks (a week that
 straddles two months takes events from both). Route 2 reads a ready weekly table through the
-column mapping in the config. Both yield the same :class:`WeeklyPanel` contract (see
-docs/contracts.md), which carries, besides the table, the weeks that had no source data and
-totals computed directly from the source rows, so the checks can prove nothing was lost.
+column mapping in the config (or a coarser one, each row spread over the days of its period).
+Both yield the same :class:`WeeklyPanel` contract (see docs/contracts.md), which carries,
+besides the table, the weeks that had no source data and totals computed directly from the
+source rows, so the checks can prove nothing was lost.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from conversionflow_dagster.core.ingest.controls import (
     required_control_columns,
 )
 from conversionflow_dagster.core.ingest.events import refuse_misspelt_touchpoints
+from conversionflow_dagster.core.ingest.periods import row_dates, spread_over_days
 from conversionflow_dagster.core.ingest.tables import (
     Table,
     parse_numbers,
     parse_timestamps,
     read_table,
+    refuse_duplicates,
     require_columns,
 )
 from conversionflow_dagster.core.months import month_start, months_between, next_month_start
@@ -175,7 +178,13 @@ def _aggregate_events(events_by_month, wd, lo, hi):
         in_range = ((events["timestamp"] >= lo) & (events["timestamp"] < hi)).to_numpy()
         events = events.loc[in_range]
         week = week_floor(events["timestamp"], wd).rename("week_start")
-        touch_parts.append(events.groupby([week, events["touchpoint"]], observed=True).size())
+        # Rows an event-type column marks as no touch (a purchase) count no touch; files
+        # stored before the 'touch' column existed touch on every row.
+        touching = events["touch"].to_numpy() == 1 if "touch" in events else slice(None)
+        touches = events.loc[touching]
+        touch_parts.append(
+            touches.groupby([week.loc[touching], touches["touchpoint"]], observed=True).size()
+        )
         target_parts.append(
             pd.DataFrame(
                 {
@@ -190,7 +199,7 @@ def _aggregate_events(events_by_month, wd, lo, hi):
         totals["conversions"] += float(events["conversion"].sum())
         totals["revenue"] += float(events["value"].sum())
         totals["events"] += float(len(events))
-        for tp, n in events["touchpoint"].value_counts().items():
+        for tp, n in touches["touchpoint"].value_counts().items():
             touch_totals[str(tp)] = touch_totals.get(str(tp), 0.0) + float(n)
     touches = pd.concat(touch_parts).groupby(level=[0, 1], observed=True).sum()
     touches.index = touches.index.set_names(["week_start", "touchpoint"])
@@ -289,28 +298,37 @@ def build_panel_from_file(
     """Read a ready weekly table through the config's column mapping (route 2).
 
     With markets configured the file is long (one row per market and week) and ``market``
-    selects one of them; errors still name the line in the file.
+    selects one of them; errors still name the line in the file. With
+    ``sources.panel.period`` each row covers a month (quarter, year, week): amounts are
+    spread over its days and summed by week, controls averaged over the week's days.
     """
     panel_cfg = config.sources.panel
+    cols = panel_cfg.columns
     table = read_table(path)
-    if panel_cfg.columns.market is not None:
-        table = market_rows(table, panel_cfg.columns.market, config.project.markets, market)
-    targets = {t: getattr(panel_cfg.columns, t) for t in TARGETS}
+    if cols.market is not None:
+        table = market_rows(table, cols.market, config.project.markets, market)
+    targets = {t: getattr(cols, t) for t in TARGETS}
     targets = {t: c for t, c in targets.items() if c is not None}
     touch_columns = {n: c.touches_column for n, c in config.channels.items() if c.touches_column}
+    date_columns = cols.date_fields()
     require_columns(
         table,
-        {"date": panel_cfg.columns.date}
+        date_columns
         | {f"{t}": c for t, c in targets.items()}
         | {f"{n}.spend_column": c.spend_column for n, c in config.channels.items()}
         | {f"{n}.touches_column": c for n, c in touch_columns.items()}
         | required_control_columns(config.controls),
         "sources.panel.columns / channels / controls",
     )
-    weeks = week_floor(
-        parse_timestamps(table, panel_cfg.columns.date), config.project.week_start_index
-    )
-    _refuse_duplicate_weeks(table, weeks, panel_cfg.columns.date)
+    period, date_column = panel_cfg.row_period, next(iter(date_columns.values()))
+    dates = row_dates(table, cols, period, "sources.panel")
+    if period is None:
+        weeks = week_floor(dates, config.project.week_start_index)
+        _refuse_duplicate_weeks(table, weeks, date_column)
+    else:
+        refuse_duplicates(
+            table, pd.DataFrame({"date": dates}), date_column, f"one row per {period}"
+        )
     numbers = {SPEND_PREFIX + n: c.spend_column for n, c in config.channels.items()}
     numbers |= {TOUCHES_PREFIX + n: c for n, c in touch_columns.items()} | targets
     columns = {
@@ -324,11 +342,16 @@ def build_panel_from_file(
         for key, column in numbers.items()
     }
     frame = pd.DataFrame(columns).join(control_columns(table, config.controls))
-    frame.index = pd.DatetimeIndex(weeks, name="week_start")
-    frame = frame.sort_index()
-    expected = pd.date_range(frame.index[0], frame.index[-1], freq="7D")
-    missing = expected.difference(frame.index)
-    totals = {k: float(v) for k, v in frame.drop(columns=_controls_of(frame)).sum().items()}
+    if period is None:
+        frame.index = pd.DatetimeIndex(weeks, name="week_start")
+        frame = frame.sort_index()
+        expected = pd.date_range(frame.index[0], frame.index[-1], freq="7D")
+        missing = expected.difference(frame.index)
+        totals = {k: float(v) for k, v in frame[list(numbers)].sum().items()}
+    else:
+        frame, missing, totals = _spread_to_weeks(
+            frame.assign(date=dates.to_numpy()), period, list(numbers), config, path
+        )
     return WeeklyPanel(
         frame=frame,
         channels=tuple(config.channels),
@@ -339,6 +362,30 @@ def build_panel_from_file(
         source_totals=totals,
         sources=(path.name,),
     )
+
+
+def _spread_to_weeks(
+    frame: pd.DataFrame, period: str, flows: list[str], config: ProjectConfig, path: Path
+) -> tuple[pd.DataFrame, pd.DatetimeIndex, dict[str, float]]:
+    """Rows that each cover a period, as the weeks their days cover completely: amounts
+    summed over the days, levels (controls) averaged. Weeks at either end that the periods
+    cover only in part are left out; one inside that lacks days is a missing week."""
+    daily = spread_over_days(frame, period, flows)
+    week = week_floor(daily["date"], config.project.week_start_index).rename("week_start")
+    grouped = daily.drop(columns="date").groupby(week)
+    levels = _controls_of(frame)
+    weekly = pd.concat([grouped[flows].sum(), grouped[levels].mean()], axis=1)
+    days = grouped.size()
+    complete = days.index[(days == 7).to_numpy()]
+    if complete.empty:
+        raise ContractError(
+            f"{path}: its rows ({period}ly, sources.panel.period) cover no complete week"
+        )
+    expected = pd.date_range(complete[0], complete[-1], freq="7D", name="week_start")
+    in_weeks = week.isin(complete).to_numpy()
+    totals = {k: float(v) for k, v in daily.loc[in_weeks, flows].sum().items()}
+    frame = weekly.loc[complete, [c for c in frame.columns if c != "date"]]
+    return frame, expected.difference(complete), totals
 
 
 def market_rows(table: Table, column: str, markets: list[str], market: str | None) -> Table:
@@ -464,15 +511,35 @@ def read_panel(path: str | Path) -> WeeklyPanel:
     return panel
 
 
-def panel_window(panel: WeeklyPanel, as_of_month: str, window_weeks: int) -> WeeklyPanel:
-    """The last ``window_weeks`` complete weeks that end by the end of ``as_of_month``.
+def panel_window(panel: WeeklyPanel, as_of_month: str, window_weeks: int | None) -> WeeklyPanel:
+    """The complete weeks known by the end of ``as_of_month``: the last ``window_weeks`` of
+    them, or every one when it is None.
 
     Fitting "as of" a month on a trailing window is what makes a backfill over months a
-    parameter-stability study: each month sees only the data that existed then.
+    parameter-stability study: each month sees only the data that existed then. On the events
+    route a week running into the next month is not complete by then (its last days' events
+    are in a month not yet ingested); on the panel route a week in the file is complete by
+    definition, so every week starting by the month's end is kept.
     """
     month_end = next_month_start(as_of_month)
-    visible = panel.frame.loc[panel.frame.index + WEEK <= month_end]
+    starts = panel.frame.index
+    known = starts < month_end if panel.route == "panel" else starts + WEEK <= month_end
+    visible = panel.frame.loc[known]
     if visible.empty:
         raise ContractError(f"the weekly panel has no complete week up to the end of {as_of_month}")
-    window = visible.iloc[-window_weeks:]
+    window = visible if window_weeks is None else visible.iloc[-window_weeks:]
     return dataclasses.replace(panel, frame=window)
+
+
+def weeks_left_out(panel: WeeklyPanel, window: WeeklyPanel) -> pd.DatetimeIndex:
+    """The panel's weeks before ``window`` starts: data a capped window does not fit."""
+    return panel.weeks[panel.weeks < window.weeks[0]]
+
+
+def left_out_message(left_out: pd.DatetimeIndex, window_weeks: int | None) -> str:
+    """Says which weeks a capped window leaves out, and the setting that does it."""
+    return (
+        f"{len(left_out)} complete week(s) of data are left out of the fit, "
+        f"{left_out[0].date()} to {left_out[-1].date()}: model.window_weeks {window_weeks} "
+        "caps the window; raise it, or remove it to fit every week"
+    )

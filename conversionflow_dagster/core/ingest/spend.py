@@ -2,6 +2,8 @@
 
 Contract (long, one row per date and channel): ``date`` (datetime64, a day or any day of the
 week it covers), ``channel`` (category), ``spend`` (float, >= 0), ``source_file``, ``line``.
+A feed given per month (quarter, year: ``sources.spend.period``) is stored spread over the
+days of each period (see :mod:`periods`), so each day's row carries its share.
 """
 
 from __future__ import annotations
@@ -13,13 +15,19 @@ import pandas as pd
 
 from conversionflow_dagster.core.config import ProjectConfig
 from conversionflow_dagster.core.errors import InputDataError
-from conversionflow_dagster.core.ingest.events import is_per_month, month_file
+from conversionflow_dagster.core.ingest.events import (
+    MonthWithoutData,
+    data_months,
+    is_per_month,
+    month_file,
+    months_with_files,
+)
 from conversionflow_dagster.core.ingest.panel import week_floor
+from conversionflow_dagster.core.ingest.periods import row_dates, spread_over_days
 from conversionflow_dagster.core.ingest.tables import (
     Table,
     parse_labels,
     parse_numbers,
-    parse_timestamps,
     read_table,
     refuse_duplicates,
     require_columns,
@@ -34,6 +42,7 @@ from conversionflow_dagster.core.rules import (
 
 SPEND_SCHEMA = {"date": "M", "channel": "OU", "spend": "f"}
 BLANK_KEY = "sources.spend.blank_as_zero"
+SOURCE_KEY = "sources.spend"
 
 
 def fed_channels(config: ProjectConfig) -> list[str]:
@@ -41,11 +50,19 @@ def fed_channels(config: ProjectConfig) -> list[str]:
     return [name for name, ch in config.channels.items() if ch.cost_per_touch is None]
 
 
+def _dates(table: Table, config: ProjectConfig) -> tuple[pd.Series, str, str]:
+    """Each row's date (its period's start for a coarse feed), the column errors name, and
+    what one row per date means ('date', or the period)."""
+    source = config.sources.spend
+    dates = row_dates(table, source.columns, source.row_period, SOURCE_KEY)
+    return dates, next(iter(source.columns.date_fields().values())), source.row_period or "date"
+
+
 def _long(table: Table, config: ProjectConfig) -> pd.DataFrame:
     cols = config.sources.spend.columns
     require_columns(
         table,
-        {"date": cols.date, "channel": cols.channel, "spend": cols.spend},
+        cols.date_fields() | {"channel": cols.channel, "spend": cols.spend},
         "sources.spend.columns",
     )
     channel = parse_labels(table, cols.channel)
@@ -65,12 +82,12 @@ def _long(table: Table, config: ProjectConfig) -> pd.DataFrame:
                 f"{sorted(fed)} (add it under 'channels' in the config)"
             )
         raise table.error(problem, index=index, column=cols.channel)
-    dates = parse_timestamps(table, cols.date)
+    dates, date_column, unit = _dates(table, config)
     refuse_duplicates(
         table,
         pd.DataFrame({"date": dates, "channel": channel}),
-        cols.date,
-        "one row per date and channel (add the two up in the file if both are real)",
+        date_column,
+        f"one row per {unit} and channel (add the two up in the file if both are real)",
     )
     return pd.DataFrame(
         {
@@ -90,19 +107,19 @@ def _spend(table: Table, column: str, config: ProjectConfig) -> pd.Series:
 
 
 def _wide(table: Table, config: ProjectConfig) -> pd.DataFrame:
-    date_col = config.sources.spend.columns.date
     mapping = {name: config.channels[name].spend_column for name in fed_channels(config)}
     require_columns(
         table,
-        {"date": date_col} | {f"{k}.spend_column": v for k, v in mapping.items()},
+        config.sources.spend.columns.date_fields()
+        | {f"{k}.spend_column": v for k, v in mapping.items()},
         "channels / sources.spend.columns",
     )
-    dates = parse_timestamps(table, date_col)
+    dates, date_column, unit = _dates(table, config)
     refuse_duplicates(
         table,
         pd.DataFrame({"date": dates}),
-        date_col,
-        "one row per date (add the two up in the file if both are real)",
+        date_column,
+        f"one row per {unit} (add the two up in the file if both are real)",
     )
     lines = table.lines.astype(np.int32)
     frames = [
@@ -120,17 +137,22 @@ def _wide(table: Table, config: ProjectConfig) -> pd.DataFrame:
 
 
 def read_month_spend(template: Path, config: ProjectConfig, month: str) -> pd.DataFrame:
-    """Spend rows of one calendar month (per-month file taken whole, single file filtered)."""
+    """Spend rows of one calendar month (per-month file taken whole, single file filtered);
+    a coarse feed's rows are spread over the days of their period first."""
     path = month_file(template, month)
     if is_per_month(template) and not path.is_file():
-        raise InputDataError(path, f"no spend file for month {month} (expected this file)")
+        raise MonthWithoutData(path, month, "spend file for", months_with_files(template), template)
     table = read_table(path)
     reader = _wide if config.sources.spend.layout == "wide" else _long
     spend = reader(table, config)
+    period = config.sources.spend.row_period
+    if period is not None:
+        spend = spread_over_days(spend, period, ["spend"], keys=["channel"])
     if not is_per_month(template):
-        spend = spend.loc[~in_month_mask(spend["date"], month)]
+        dated = spend["date"]
+        spend = spend.loc[~in_month_mask(dated, month)]
         if spend.empty:
-            raise InputDataError(path, f"no spend rows dated in month {month}")
+            raise MonthWithoutData(path, month, "spend rows dated in", data_months(dated), template)
     if config.sources.spend.layout == "long" and not config.sources.spend.blank_as_zero:
         _refuse_missing_weeks(path, spend.loc[~in_month_mask(spend["date"], month)], config)
     spend["channel"] = spend["channel"].astype("category")

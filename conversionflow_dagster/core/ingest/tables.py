@@ -6,6 +6,7 @@ by its line and column instead of surfacing as a pandas exception from deep insi
 
 from __future__ import annotations
 
+import calendar
 import csv
 import difflib
 import io
@@ -33,7 +34,18 @@ NOT_TEXT = {
     ),
 }
 DELIMITERS = {";": "';'", "\t": "a tab"}  # what a spreadsheet may use instead of ','
-PARTIAL_DATE = r"\s*(\d{1,2}|\d{4}(-?\d{2})?)\s*"  # a month number, a year, a year-month
+# Values that look like part of a date, and the periods whose rows they may date.
+PARTIAL_DATES = {
+    "month number": (r"\s*\d{1,2}\s*", ()),
+    "year": (r"\s*\d{4}\s*", ("year",)),
+    "year-month": (r"\s*\d{4}-?\d{2}\s*", ("month", "quarter", "year")),
+}
+MONTH_NAMES = {
+    name.lower(): number
+    for names in (calendar.month_name, calendar.month_abbr)
+    for number, name in enumerate(names)
+    if name
+}
 
 
 @dataclass(frozen=True)
@@ -271,47 +283,109 @@ def _blank(series: pd.Series) -> np.ndarray:
     return series.isna().to_numpy()
 
 
-def parse_timestamps(table: Table, column: str) -> pd.Series:
+def parse_timestamps(
+    table: Table, column: str, *, period: str | None = None, source_key: str | None = None
+) -> pd.Series:
     """ISO 8601 dates or timestamps; offsets are converted to UTC and dropped.
 
     A bare year or year-month parses as its first day, so '2024' would silently become
-    1 January; such values (and month numbers) are refused: a date needs a day.
+    1 January; such values (and month numbers) are refused unless ``period`` says each row
+    covers that long (a year-month dates a month, quarter or year; a year dates a year).
+    ``source_key`` (e.g. 'sources.spend') names the config section that could set the period.
     """
     raw = table.frame[column]
+    refused = np.zeros(len(raw), dtype=bool)
     if pd.api.types.is_datetime64_any_dtype(raw):
-        parsed, partial = raw, np.zeros(len(raw), dtype=bool)
+        parsed = raw
     else:
         parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
-        partial = _partial_dates(raw)
+        refused = _read_partial(raw, parsed, period)
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    bad = parsed.isna().to_numpy() | partial
+    bad = parsed.isna().to_numpy() | refused
     if bad.any():
-        if partial[np.flatnonzero(bad)[0]]:
-            raise _first_bad(
-                table,
-                bad,
-                column,
-                "a date with a day like 2024-01-20",
-                then="; bare years and month numbers are not dates (monthly data needs a day, "
-                "e.g. the month's first: 2024-03-01)",
-            )
+        if refused[np.flatnonzero(bad)[0]]:
+            raise _first_bad(table, bad, column, *_partial_hint(period, source_key))
         raise _first_bad(
             table, bad, column, "an ISO 8601 date or timestamp like 2024-01-20T09:45:00"
         )
     return parsed.astype("datetime64[ns]")
 
 
-def _partial_dates(raw: pd.Series) -> np.ndarray:
-    """Where a value is a bare year, year-month or month number (short values only: a regex
-    over a whole column of timestamps would cost more than parsing them)."""
+def _read_partial(raw: pd.Series, parsed: pd.Series, period: str | None) -> np.ndarray:
+    """Date (in ``parsed``, in place) the partial values ``period`` allows, as the first day
+    they name ('202403' too, which ISO 8601 parsing does not read); mark the others refused.
+
+    Only short values can be partial: a regex over a whole column of timestamps would cost
+    more than parsing them.
+    """
     text = raw if pd.api.types.is_string_dtype(raw) else raw.astype("string")
-    partial = np.zeros(len(text), dtype=bool)
     short = np.flatnonzero((text.str.len() <= 9).to_numpy(dtype=bool, na_value=False))
-    if len(short):
-        matches = text.iloc[short].astype("string").str.fullmatch(PARTIAL_DATE)
-        partial[short] = matches.to_numpy(dtype=bool, na_value=False)
-    return partial
+    refused = np.zeros(len(raw), dtype=bool)
+    if not len(short):
+        return refused
+    values = text.iloc[short].astype("string")
+    for kind, (pattern, periods) in PARTIAL_DATES.items():
+        found = np.zeros(len(raw), dtype=bool)
+        found[short] = values.str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False)
+        if not found.any():
+            continue
+        if period in periods:
+            digits = raw[found].astype(str).str.replace("-", "").str.strip()
+            form = "%Y" if kind == "year" else "%Y%m"
+            parsed[found] = pd.to_datetime(digits, format=form, errors="coerce", utc=True)
+        else:
+            refused |= found
+    return refused
+
+
+def _partial_hint(period: str | None, source_key: str | None) -> tuple[str, str]:
+    """(what was expected, what to do) for a value that is only part of a date."""
+    columns = (
+        f"; a year and a month number in two columns are read by mapping "
+        f"{source_key}.columns.year and {source_key}.columns.month"
+        if source_key
+        else ""
+    )
+    if period is not None:
+        expected = {
+            "week": "a date like 2024-03-04",
+            "year": "a date, year-month or year like 2024-03-01, 2024-03 or 2024",
+        }.get(period, "a date or year-month like 2024-03-01 or 2024-03")
+        return expected, f" ({source_key}.period is {period!r}{columns})"
+    then = (
+        "; bare years and month numbers are not dates (monthly data needs a day, e.g. the "
+        "month's first: 2024-03-01"
+    )
+    if source_key:
+        then += (
+            f"; or set {source_key}.period: month (or quarter, year) to spread each row over "
+            f"the days it covers{columns}"
+        )
+    return "a date with a day like 2024-01-20", then + ")"
+
+
+def parse_year_month(table: Table, year: str, month: str | None) -> pd.Series:
+    """The first day of each row's year, or of its month when ``month`` names a column of
+    month numbers (1-12) or English month names ('Mar', 'March')."""
+    years = parse_numbers(table, year).to_numpy()
+    bad = (years % 1 != 0) | (years < 1000) | (years > 9999)
+    if bad.any():
+        raise _first_bad(table, bad, year, "a four-digit year like 2024")
+    months = np.ones(len(years), dtype=np.int64)
+    if month is not None:
+        text = table.frame[month].astype("string").str.strip()
+        named = text.str.lower().map(MONTH_NAMES)
+        numbers = pd.to_numeric(text.where(named.isna()), errors="coerce")
+        values = named.fillna(numbers).to_numpy(dtype=float, na_value=np.nan)
+        bad = ~np.isin(values, np.arange(1, 13))
+        if bad.any():
+            raise _first_bad(table, bad, month, "a month number 1-12 or a month name like Mar")
+        months = values.astype(np.int64)
+    return pd.Series(
+        pd.to_datetime({"year": years.astype(np.int64), "month": months, "day": 1}),
+        index=table.frame.index,
+    )
 
 
 def parse_numbers(

@@ -8,17 +8,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conversionflow_dagster.core.config import load_config, resolve_project_path
-from conversionflow_dagster.core.errors import ConversionflowError
+from conversionflow_dagster.core.config import ProjectConfig, load_config, resolve_project_path
+from conversionflow_dagster.core.errors import ContractError, ConversionflowError
 from conversionflow_dagster.core.experiments.lift_tests import read_lift_tests
-from conversionflow_dagster.core.ingest.events import event_rules, read_month_events
+from conversionflow_dagster.core.ingest.events import (
+    MonthWithoutData,
+    event_rules,
+    months_without_data,
+    read_month_events,
+)
 from conversionflow_dagster.core.ingest.panel import (
+    WeeklyPanel,
     build_panel_from_events,
     build_panel_from_file,
+    complete_weeks,
+    left_out_message,
     panel_rules,
+    panel_window,
     read_controls,
+    weeks_left_out,
 )
 from conversionflow_dagster.core.ingest.spend import fed_channels, read_month_spend, spend_rules
+from conversionflow_dagster.core.model.history import short_history
 from conversionflow_dagster.core.months import months_between
 from conversionflow_dagster.core.rules import CheckOutcome
 
@@ -29,6 +40,50 @@ def _format(where: str, outcomes: list[CheckOutcome]) -> list[str]:
         for o in outcomes
         if not o.passed
     ]
+
+
+def _history(panel: WeeklyPanel, config: ProjectConfig, name: str) -> tuple[list[str], list[str]]:
+    """(notes, problems): too few complete weeks for a fit as of the last configured month,
+    or the weeks its capped window leaves out."""
+    month, model = config.month_range()[1], config.model
+    try:
+        window = panel_window(panel, month, model.window_weeks)
+    except ContractError:  # not one complete week up to the month
+        window = None
+    what = f"{name}: up to the end of {month} the data has"
+    problem = short_history(0 if window is None else len(window.frame), model.holdout_weeks, what)
+    if problem:
+        return [], [f"error: {problem}"]
+    left_out = weeks_left_out(panel, window)
+    notes = [f"{name}: {left_out_message(left_out, model.window_weeks)}"] if len(left_out) else []
+    return notes, []
+
+
+def check_history(root: Path, config: ProjectConfig, as_of_month: str) -> None:
+    """Refuse (ContractError) a fit as of ``as_of_month`` that would see fewer complete weeks
+    than the model needs, before any run starts: the events route counts the complete weeks
+    of the configured months up to it (what ingest can give at most), the panel route those of
+    the panel file. Input errors are left to the runs, which report them in full."""
+    if config.sources.route == "events":
+        first = config.project.partitions.start_month
+        weeks = len(complete_weeks(first, as_of_month, config.project.week_start_index))
+        what = f"the configured months {first} to {as_of_month} hold"
+    else:
+        allow = config.project.allow_paths_outside_root
+        path = resolve_project_path(root, config.sources.panel.path, allow_outside=allow)
+        counts = []
+        for market in config.project.markets or [None]:
+            try:
+                panel = build_panel_from_file(path, config, market)
+                counts.append(len(panel_window(panel, as_of_month, None).frame))
+            except ContractError:
+                counts.append(0)
+            except ConversionflowError:
+                return
+        weeks, what = min(counts), f"up to the end of {as_of_month} {path.name} has"
+    problem = short_history(weeks, config.model.holdout_weeks, what)
+    if problem:
+        raise ContractError(problem)
 
 
 def validate_inputs(root: Path, config_file: Path) -> tuple[bool, list[str]]:
@@ -60,21 +115,40 @@ def validate_inputs(root: Path, config_file: Path) -> tuple[bool, list[str]]:
                 continue
             problems += _format(name, panel_rules(panel))
             lines.append(f"{name}: {len(panel.frame)} weeks, {len(panel.channels)} channels")
+            notes, short = _history(panel, config, name)
+            lines += notes
+            problems += short
         return not problems, lines + problems
 
     events, spend = {}, {}
     use_spend = config.sources.spend is not None and bool(fed_channels(config))
+    no_data: dict[str, list[MonthWithoutData]] = {}
+
+    sources = {
+        "raw_events": (
+            lambda m: read_month_events(path(config.sources.events.path), config.sources.events, m),
+            event_rules,
+            events,
+        )
+    }
+    if use_spend:
+        sources["raw_spend"] = (
+            lambda m: read_month_spend(path(config.sources.spend.path), config, m),
+            spend_rules,
+            spend,
+        )
     for month in months_between(*config.month_range()):
-        try:
-            events[month] = read_month_events(
-                path(config.sources.events.path), config.sources.events, month
-            )
-            problems += _format(f"raw_events {month}", event_rules(events[month], month))
-            if use_spend:
-                spend[month] = read_month_spend(path(config.sources.spend.path), config, month)
-                problems += _format(f"raw_spend {month}", spend_rules(spend[month], month))
-        except ConversionflowError as error:
-            problems.append(f"error: {error}")
+        for name, (reader, rules, store) in sources.items():
+            try:
+                store[month] = reader(month)
+            except MonthWithoutData as error:  # told once for all such months, below
+                no_data.setdefault(name, []).append(error)
+                continue
+            except ConversionflowError as error:
+                problems.append(f"error: {error}")
+                continue
+            problems += _format(f"{name} {month}", rules(store[month], month))
+    problems += [f"error: {months_without_data(errors)}" for errors in no_data.values()]
     if not problems:
         try:
             controls = (
@@ -83,6 +157,9 @@ def validate_inputs(root: Path, config_file: Path) -> tuple[bool, list[str]]:
             panel = build_panel_from_events(events, spend if use_spend else None, controls, config)
             problems += _format("weekly_panel", panel_rules(panel))
             lines.append(f"panel: {len(panel.frame)} weeks from {len(events)} months")
+            notes, short = _history(panel, config, "weekly_panel")
+            lines += notes
+            problems += short
         except ConversionflowError as error:
             problems.append(f"error: {error}")
     lines.append(f"events: {sum(len(e) for e in events.values()):,} rows in {len(events)} months")

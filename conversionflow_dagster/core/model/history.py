@@ -31,6 +31,4 @@ def short_history(n_weeks: int, holdout_weeks: int, what: str = "the data has") 
         )
     else:
         how = f"{MIN_FIT_WEEKS} to fit; each week model.holdout_weeks holds out adds one"
-    return (
-        f"{what} {n_weeks} complete week(s); the model needs at least {needed} ({how})"
-    )
+    return f"{what} {n_weeks} complete week(s); the model needs at least {needed} ({how})"

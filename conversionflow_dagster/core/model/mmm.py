@@ -143,6 +143,7 @@ class ModelSpec:
         """The spec of the config's ``model`` section (after any run-config overrides)."""
         return cls(
             likelihood=section.likelihood,
+            adstock=section.adstock,
             max_lag=section.adstock_max_lag,
             saturation=section.saturation,
             fourier_order=section.fourier_order,

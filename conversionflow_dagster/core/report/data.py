@@ -40,7 +40,8 @@ Kind = Literal[
 
 ALLOCATION_COLUMNS = (
     "channel",
-    "current_spend",
+    "actual_current_spend",  # what the channel spends now over the horizon
+    "current_spend",  # the current mix scaled to the plan's budget (what the plan is compared to)
     "optimised_spend",
     "current_share",
     "optimised_share",
@@ -90,6 +91,7 @@ LIFT_TEST_COLUMNS = (  # as analyse_lift_tests writes them; an optional bool "ca
     "spend_change",
 )
 SIGNIFICANCE_LEVELS = (99, 95, 90)  # highest first
+CURRENT_MIX_LABEL = "Current mix at this budget"
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -99,6 +101,9 @@ class ReportData:
     Spend figures in ``allocation`` and ``scenarios`` are money over the horizon and response
     figures are target units over the horizon; ``response_curves`` are weekly. The modelled
     outcome covers only the attributable share of sales, which is why the share is required.
+    ``allocation`` has the actual current spend and the current mix scaled to the plan's budget
+    (they differ whenever the budget is not today's spend); ``objective`` is what the optimiser
+    maximised.
 
     ``lift_tests`` (one row per campaign lift test) and ``customer_value`` (one row per paid
     channel, value over ``customer_value_horizon_days`` after acquisition) are optional; the
@@ -131,9 +136,25 @@ class ReportData:
     currency: str = ""
     data_kind: DataKind = "journey"  # what the model saw: a journey log or a weekly panel
     min_uplift_probability: float = 0.9  # below this P(uplift > 0) a plan is not recommended
+    objective: str = "mean"  # the allocation's objective (optimisation.objective)
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    @property
+    def budget(self) -> float:
+        """The plan's budget: what the optimised allocation spends over the horizon."""
+        return float(self.allocation["optimised_spend"].sum())
+
+    @property
+    def current_budget(self) -> float:
+        """What the channels actually spend now over the horizon."""
+        return float(self.allocation["actual_current_spend"].sum())
+
+    @property
+    def scenario_budgets(self) -> tuple[float, ...]:
+        """The budgets of the scenario table, in its order."""
+        return tuple(float(b) for b in self.scenarios["budget"])
 
     @property
     def p_uplift_positive(self) -> float:
@@ -300,6 +321,15 @@ def display(n: Num, currency: str = "") -> str:
     return f"{sign}{size:,.{max(_decimals(size, n.kind), 0)}f}"
 
 
+def cell_text(cell: Num | str | bool | None, currency: str = "") -> str:
+    """The text a table cell shows (numbers by :func:`display`, flags as yes or no)."""
+    if isinstance(cell, Num):
+        return display(cell, currency)
+    if isinstance(cell, bool):
+        return "yes" if cell else "no"
+    return "" if cell is None else str(cell)
+
+
 def units_kind(target: Target) -> Kind:
     """Revenue is money; conversions are counts."""
     return "money" if target == "revenue" else "count"
@@ -395,7 +425,12 @@ def constraint_text(bound_hit: str, locked: bool) -> str:
 
 
 def allocation_table(allocation: pd.DataFrame, target: Target) -> Table:
-    """Current against optimised plan per channel, over the horizon."""
+    """Current against optimised plan per channel, over the horizon.
+
+    The plan is compared with the current mix scaled to its budget (same total, so the change
+    is a re-allocation); the actual current spend is shown beside it, as a budget that differs
+    from today's spend moves every channel.
+    """
     units = units_kind(target)
     rows = []
     for r in allocation.itertuples(index=False):
@@ -404,6 +439,7 @@ def allocation_table(allocation: pd.DataFrame, target: Target) -> Table:
         rows.append(
             {
                 "channel": str(r.channel),
+                "actual_current_spend": num(r.actual_current_spend, "money"),
                 "current_spend": num(r.current_spend, "money"),
                 "optimised_spend": num(r.optimised_spend, "money"),
                 "change": num(change, "money", signed=True),
@@ -422,7 +458,8 @@ def allocation_table(allocation: pd.DataFrame, target: Target) -> Table:
         "Budget allocation over the horizon",
         _columns(
             ("channel", "Channel"),
-            ("current_spend", "Current spend"),
+            ("actual_current_spend", "Current spend"),
+            ("current_spend", CURRENT_MIX_LABEL),
             ("optimised_spend", "Optimised spend"),
             ("change", "Change"),
             ("change_pct", "Change %"),
@@ -809,9 +846,24 @@ def scope_note(attributable_share: float, data_kind: DataKind = "journey") -> st
     )
 
 
+def share_statement(data: ReportData) -> str:
+    """What the attributable share means for every projection (the report's scope statement)."""
+    share = share_text(data.attributable_share)
+    noun = DATA_NOUNS[data.data_kind]
+    if data.attributable_share < 1:
+        return (
+            f"Attributable share: the {noun} sees about {share} of sales. Every projection "
+            f"applies to that share only; the change in total sales is the modelled relative "
+            f"change times {share}, and the rest of sales is assumed not to respond to the shift."
+        )
+    return (
+        f"Attributable share: the {noun} is taken to hold all sales (100%), so projections "
+        "apply to total sales; if it holds only part of them, set report.attributable_share."
+    )
+
+
 def scope_statements(data: ReportData) -> list[str]:
     """Plain-language limits of the figures, then the project's own assumptions."""
-    share = share_text(data.attributable_share)
     noun = DATA_NOUNS[data.data_kind]
     calibrated = data.lift_tests is not None and bool(
         data.lift_tests.get("calibrated", pd.Series(dtype=bool)).any()
@@ -827,15 +879,7 @@ def scope_statements(data: ReportData) -> list[str]:
     statements = [
         "Observational data: effects are inferred from how spend and sales moved together in "
         + evidence,
-        (
-            f"Attributable share: the {noun} sees about {share} of sales. Every projection "
-            f"applies to that share only; the change in total sales is the modelled relative "
-            f"change times {share}, and the rest of sales is assumed not to respond to the shift."
-            if data.attributable_share < 1
-            else f"Attributable share: the {noun} is taken to hold all sales (100%), so "
-            "projections apply to total sales; if it holds only part of them, set "
-            "report.attributable_share."
-        ),
+        share_statement(data),
         "Steady-state response: the curves describe the lasting effect of holding a weekly "
         "spend level. Because of carry-over, a new plan takes several weeks to reach it, so the "
         "first weeks fall short of the projection.",

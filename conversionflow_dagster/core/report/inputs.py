@@ -39,12 +39,20 @@ def main_scenario(allocation: Mapping[str, Any]) -> Mapping[str, Any]:
     return allocation["scenarios"][allocation["main_scenario"]]
 
 
-def allocation_frame(scenario: Mapping[str, Any]) -> pd.DataFrame:
+def allocation_frame(
+    scenario: Mapping[str, Any], actual_spend: Mapping[str, float]
+) -> pd.DataFrame:
+    """The report's allocation columns from one scenario of the allocation document.
+
+    The document's ``current_spend`` is the current mix scaled to the scenario's budget;
+    ``actual_spend`` (channel -> what it spends now over the horizon) is shown beside it.
+    """
     channels = pd.DataFrame(scenario["channels"])
     current_total = channels["current_spend"].sum()
     return pd.DataFrame(
         {
             "channel": channels["channel"],
+            "actual_current_spend": channels["channel"].astype(str).map(actual_spend),
             "current_spend": channels["current_spend"],
             "optimised_spend": channels["optimised_spend"],
             "current_share": channels["current_spend"] / current_total if current_total else 0.0,
@@ -217,7 +225,8 @@ def build_report_data(
     uplift = np.asarray(scenario["uplift_draws"], dtype=float)
     fitted_weeks = pd.DatetimeIndex(idata.observed_data["week"].values)
     current_outcome = float(panel.frame.loc[fitted_weeks, target].iloc[-horizon:].sum())
-    frame = allocation_frame(scenario)
+    actual = export.current_weekly_spend * horizon
+    frame = allocation_frame(scenario, dict(zip(export.channel_names, actual, strict=True)))
     roas = pd.DataFrame(
         [(c.name, c.roas["mean"], c.roas["hdi_3%"], c.roas["hdi_97%"]) for c in export.channels],
         columns=["channel", "mean", "hdi_low", "hdi_high"],
@@ -247,6 +256,7 @@ def build_report_data(
         customer_value_horizon_days=customer_value_horizon_days,
         data_kind=data_kind,
         min_uplift_probability=min_uplift_probability,
+        objective=str(allocation["objective"]),
         assumptions=[
             f"The current outcome is the {target} observed over the last {horizon} weeks of the "
             "fit window; improvements are relative to it.",

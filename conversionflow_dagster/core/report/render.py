@@ -7,17 +7,24 @@ and every string from the data is escaped by Jinja's autoescaping.
 
 CSV layout: one long file with columns ``table,row,column,value``; ``row`` is the row key of
 keyed tables (``headline``, ``diagnostics``) and the 0-based row number otherwise, and table
-``report`` holds the scope of the run (window, target, attributable share, ...). Numbers are
-the rounded values the HTML shows; fractions (shares, probabilities, MAPE) are fractions.
+``report`` holds the scope of the run (window, target, attributable share, ...) and what the
+report was made for (budget, current budget, horizon, ``scenario_budgets`` joined by ``;``,
+objective, ``report_id``). Numbers are the rounded values the HTML shows; fractions (shares,
+probabilities, MAPE) are fractions.
 Tables ``lift_tests`` and ``customer_value`` (and ``customer_value_horizon_days`` in the scope)
 appear only when the report has that data; a payback the horizon does not reach is stored as
 its text ("not within 12 months"), as shown.
+
+Reports never overwrite each other silently: :func:`write_report` given a month keeps each
+report under a name with its month, budget and :func:`report_id`, and copies it to the month's
+stable ``attribution_report.<format>`` (the latest).
 """
 
 from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Callable, Sequence
@@ -34,8 +41,10 @@ from conversionflow_dagster.core.report.data import (
     ReportTables,
     Table,
     build_tables,
+    cell_text,
     display,
     months_text,
+    num,
     plain,
     recommendation,
     scope_note,
@@ -45,6 +54,8 @@ from conversionflow_dagster.core.report.data import (
 
 FORMATS = ("html", "csv", "json")
 SCHEMA_VERSION = 1
+BASENAME = "attribution_report"
+MetaValue = str | int | float | bool | list[float]
 
 
 @dataclass(frozen=True)
@@ -62,9 +73,33 @@ class Plot:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
 
-def report_meta(data: ReportData) -> dict[str, str | int | float | bool]:
-    """The scope of the run, shown in the header and stored with the tables."""
-    meta: dict[str, str | int | float | bool] = {
+def _whole_money(x: float) -> float:
+    """Money as the report shows it (no cents), so tiny float noise never changes an id."""
+    return float(round(x))
+
+
+def report_id(data: ReportData) -> str:
+    """Eight hex digits naming what the report was made for: the same budget, scenarios,
+    horizon and objective (to whole money) give the same id, any other question another."""
+    made_for = {
+        "budget": _whole_money(data.budget),
+        "scenarios": sorted(_whole_money(b) for b in data.scenario_budgets),
+        "horizon_weeks": int(data.horizon_weeks),
+        "objective": data.objective,
+    }
+    text = json.dumps(made_for, sort_keys=True)
+    return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+
+
+def report_name(data: ReportData, month: str, basename: str = BASENAME) -> str:
+    """The kept report's file name without suffix: ``<basename>_<month>_<budget>_<id>``."""
+    return f"{basename}_{month}_{_whole_money(data.budget):.0f}_{report_id(data)}"
+
+
+def report_meta(data: ReportData) -> dict[str, MetaValue]:
+    """The scope of the run and what it was made for, shown in the header and stored with the
+    tables."""
+    meta: dict[str, MetaValue] = {
         "project": data.project,
         "generated_at": data.generated_at,
         "window_start": data.window_start,
@@ -74,6 +109,11 @@ def report_meta(data: ReportData) -> dict[str, str | int | float | bool]:
         "currency": data.currency,
         "attributable_share": float(data.attributable_share),
         "horizon_weeks": int(data.horizon_weeks),
+        "budget": _whole_money(data.budget),
+        "current_budget": _whole_money(data.current_budget),
+        "scenario_budgets": [_whole_money(b) for b in data.scenario_budgets],
+        "objective": data.objective,
+        "report_id": report_id(data),
         "diagnostics_passed": bool(data.diagnostics["passed"]),
         "data_kind": data.data_kind,
         "p_uplift_positive": data.p_uplift_positive,
@@ -155,14 +195,6 @@ def build_plots(data: ReportData) -> list[Plot]:
 # --- HTML ---------------------------------------------------------------------------------
 
 
-def _cell_text(cell: object, currency: str) -> str:
-    if isinstance(cell, Num):
-        return display(cell, currency)
-    if isinstance(cell, bool):
-        return "yes" if cell else "no"
-    return "" if cell is None else str(cell)
-
-
 def _table_view(table: Table, currency: str) -> dict[str, object]:
     """Display strings and cell classes (numbers right, date ranges readable), for the template."""
     numeric = {c.key: any(isinstance(row[c.key], Num) for row in table.rows) for c in table.columns}
@@ -177,7 +209,7 @@ def _table_view(table: Table, currency: str) -> dict[str, object]:
         "rows": [
             (
                 key,
-                [(_cell_text(row[c.key], currency), cell_class[c.key]) for c in table.columns],
+                [(cell_text(row[c.key], currency), cell_class[c.key]) for c in table.columns],
             )
             for key, row in zip(keys, table.rows, strict=True)
         ],
@@ -186,7 +218,7 @@ def _table_view(table: Table, currency: str) -> dict[str, object]:
 
 def _headline_cards(tables: ReportTables, data: ReportData) -> list[dict[str, str]]:
     def text(key: str, column: str) -> str:
-        return _cell_text(tables.headline.row(key)[column], data.currency)
+        return cell_text(tables.headline.row(key)[column], data.currency)
 
     return [
         {
@@ -227,12 +259,20 @@ def render_html(data: ReportData) -> str:
     """The whole report as one self-contained HTML page."""
     tables = build_tables(data)
     headline = tables.headline
+    meta = report_meta(data)
     return _TEMPLATE.render(
-        meta=report_meta(data),
+        meta=meta,
+        money={
+            key: display(num(meta[key], "money"), data.currency)
+            for key in ("budget", "current_budget")
+        },
+        scenario_budgets=[
+            display(num(b, "money"), data.currency) for b in meta["scenario_budgets"]
+        ],
         share=share_text(data.attributable_share),
         cards=_headline_cards(tables, data),
-        absolute_uplift=_cell_text(headline.row("absolute_uplift")["mean"], data.currency),
-        current_outcome=_cell_text(headline.row("current_outcome")["mean"], data.currency),
+        absolute_uplift=cell_text(headline.row("absolute_uplift")["mean"], data.currency),
+        current_outcome=cell_text(headline.row("current_outcome")["mean"], data.currency),
         units="of revenue" if data.target == "revenue" else "conversions",
         recommendation=recommendation(data),
         tables={
@@ -274,12 +314,26 @@ def report_json(data: ReportData) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+# A text cell starting with one of these is run as a formula by spreadsheet programs.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Text from data that a spreadsheet would run as a formula, made inert with a leading
+    apostrophe (OWASP's advice on CSV injection); numbers are never text here."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _csv_value(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, list):
+        return spreadsheet_safe(";".join(_csv_value(v) for v in value))
     if isinstance(value, bool):
         return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) else str(value)
+    return spreadsheet_safe(str(value))
 
 
 def report_csv(data: ReportData) -> str:
@@ -293,7 +347,8 @@ def report_csv(data: ReportData) -> str:
         keys = table.row_keys or [str(i) for i in range(len(table.rows))]
         for key, row in zip(keys, table.rows, strict=True):
             for column in table.columns:
-                writer.writerow([table.name, key, column.key, _csv_value(plain(row[column.key]))])
+                cell = _csv_value(plain(row[column.key]))
+                writer.writerow([table.name, spreadsheet_safe(key), column.key, cell])
     return buffer.getvalue()
 
 
@@ -308,10 +363,15 @@ def write_report(
     data: ReportData,
     output_dir: str | Path,
     formats: Sequence[str] = FORMATS,
-    basename: str = "attribution_report",
+    basename: str = BASENAME,
+    *,
+    month: str | None = None,
 ) -> dict[str, Path]:
     """Write the selected formats to ``output_dir/basename.<format>``; return their paths.
 
+    With ``month`` the report is kept as ``output_dir/<report_name>.<format>`` (returned) and
+    ``basename.<format>`` becomes a copy of it, the month's latest: a report for another budget,
+    scenario set, horizon or objective gets a file of its own instead of replacing this one.
     Everything is rendered before anything is written, and each file is replaced atomically,
     so a failure leaves the previous report in place.
     """
@@ -320,7 +380,12 @@ def write_report(
         raise ValueError(f"unknown report format(s) {unknown}; choose from {list(FORMATS)}")
     selected = list(dict.fromkeys(formats))
     texts = {fmt: _RENDERERS[fmt](data) for fmt in selected}
-    paths = {fmt: Path(output_dir) / f"{basename}.{fmt}" for fmt in selected}
+    latest = {fmt: Path(output_dir) / f"{basename}.{fmt}" for fmt in selected}
+    name = basename if month is None else report_name(data, month, basename)
+    kept = {fmt: Path(output_dir) / f"{name}.{fmt}" for fmt in selected}
     for fmt in selected:
-        write_text_atomic(paths[fmt], texts[fmt])
-    return paths
+        write_text_atomic(kept[fmt], texts[fmt])
+    if kept != latest:  # the month's latest: an atomic copy of the report just kept
+        for fmt in selected:
+            write_text_atomic(latest[fmt], texts[fmt])
+    return kept
