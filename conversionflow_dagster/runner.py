@@ -2,7 +2,8 @@
 
 Each month's ingest is its own run (as Dagster's multi-run backfills do), so one month's failing
 gate does not stop the others; the fit and everything after it run per requested month. Every
-run is recorded in the instance the UI reads.
+run is recorded in the instance the UI reads, as a run of the code location's job for its stage
+restricted to the planned assets, so the UI can show and re-execute it like its own runs.
 """
 
 from collections.abc import Mapping, Sequence
@@ -32,7 +33,7 @@ CUSTOMER_VALUE_RUN = "customer value"
 STAGE1_ASSETS = (POSTERIOR_TRACE, PARAMETER_EXPORT)
 STAGE2_ASSETS = (BUDGET_ALLOCATION, ATTRIBUTION_REPORT)
 ACROSS_MARKETS_ASSETS = (MARKET_ALLOCATION,)
-RUN_JOB = "__ephemeral_asset_job__"  # the job name dg.materialize gives, as the UI knows it
+SOURCE_TAG = "conversionflow/source"  # "cli": started by execute_plan, not the UI or a sensor
 
 
 @dataclass(frozen=True)
@@ -139,20 +140,20 @@ def _reasons(result: dg.ExecuteInProcessResult) -> list[str]:
             )
         elif data.error is not None:
             error = data.error.cause or data.error
+            if error.cls_name == "DagsterAssetCheckFailedError":
+                continue  # the failed checks are listed above, each with its reason
             reasons.append(f"{event.step_key}: {error.message.strip()}")
     return reasons
 
 
-def _definitions_parts(defs: dg.Definitions) -> tuple[list, dict[str, dg.AssetKey]]:
-    """Every asset and check of ``defs`` (materialize needs upstreams present), and each asset's
-    key by its name (keys carry the project's prefix).
-
-    Resolved assets come with their resources bound; checks are bound here (they read the
-    project's thresholds per run)."""
-    keys = defs.resolve_asset_graph().get_all_asset_keys()
-    assets = [defs.resolve_assets_def(key) for key in keys]
-    checks = dg.with_resources(list(defs.asset_checks or []), dict(defs.resources or {}))
-    return assets + list(checks), {k.path[-1]: k for k in keys}
+def _job_for(defs: dg.Definitions, keys: Sequence[dg.AssetKey]) -> str:
+    """The first of the code location's jobs that holds every asset of a planned run: the run
+    is recorded under that job's name, so the UI's timeline shows it and can re-execute it."""
+    graph = defs.resolve_asset_graph()
+    for job in defs.jobs or []:
+        if set(keys) <= job.selection.resolve(graph):
+            return job.name
+    raise ValueError(f"no job of the code location holds {[k.to_user_string() for k in keys]}")
 
 
 def execute_plan(
@@ -174,9 +175,13 @@ def execute_plan(
     so a caller decides what reaches its terminal without changing what the event log keeps.
     ``on_run(name, ok, reasons)`` is called after each run (progress display).
     """
-    parts, present = _definitions_parts(defs)
+    present = {k.path[-1]: k for k in defs.resolve_asset_graph().get_all_asset_keys()}
     project = {key.path[0] for key in present.values()}
-    tags = {**({PROJECT_TAG: project.pop()} if len(project) == 1 else {}), **(tags or {})}
+    tags = {
+        SOURCE_TAG: "cli",
+        **({PROJECT_TAG: project.pop()} if len(project) == 1 else {}),
+        **(tags or {}),
+    }
     summary = RunSummary()
     not_applicable: set[str] = set()  # runs of assets this route does not have
     for planned in plan:
@@ -188,29 +193,25 @@ def execute_plan(
         if any(not summary.runs.get(need, (False,))[0] for need in needs):
             summary.skipped.append(planned.name)
             continue
+        keys = [present[a] for a in selected]
         run_config = {
             "loggers": {"console": {"config": {"log_level": log_level}}},
             "ops": {
-                _op_name(parts, present[a]): {"config": c}
+                defs.resolve_assets_def(present[a]).node_def.name: {"config": c}
                 for a, c in (asset_config or {}).items()
                 if a in selected
             },
         }
-        job = dg.define_asset_job(
-            RUN_JOB, selection=dg.AssetSelection.assets(*(present[a] for a in selected))
-        )
-        loggers = {"console": console} if console is not None else None
-        # dg.materialize, with the console logger as the caller wants it
-        result = (
-            dg.Definitions(assets=parts, jobs=[job], loggers=loggers)
-            .resolve_job_def(RUN_JOB)
-            .execute_in_process(
-                run_config=run_config,
-                instance=instance,
-                partition_key=planned.partition_key,
-                raise_on_error=False,
-                tags=tags,
-            )
+        job = defs.resolve_job_def(_job_for(defs, keys))
+        if console is not None:
+            job = job.with_logger_defs({"console": console})
+        result = job.execute_in_process(
+            run_config=run_config,
+            instance=instance,
+            partition_key=planned.partition_key,
+            asset_selection=keys,
+            raise_on_error=False,
+            tags=tags,
         )
         reasons = [] if result.success else _reasons(result)
         summary.runs[planned.name] = (result.success, reasons)
@@ -218,7 +219,3 @@ def execute_plan(
             on_run(planned.name, result.success, reasons)
     return summary
 
-
-def _op_name(parts: list, key: dg.AssetKey) -> str:
-    """The op that computes ``key``: run config addresses ops, not asset keys."""
-    return next(p.node_def.name for p in parts if key in p.keys)

@@ -58,4 +58,18 @@ def ensure_dagster_home(root: Path | None = None) -> Path:
         raise SystemExit(f"CONVERSIONFLOW_INSTANCE={profile}: no {default / 'dagster.yaml'}")
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(default)))
     home.mkdir(parents=True, exist_ok=True)
+    if home == default and not (home / "dagster.yaml").exists():
+        # A project root other than this repository: the embedded default's settings.
+        (home / "dagster.yaml").write_text(EMBEDDED_INSTANCE, encoding="utf-8")
     return home
+
+
+# The embedded default instance (as storage/dagster.yaml in this repository): no telemetry,
+# and model fits (the "mcmc" pool) one at a time, since each uses every core.
+EMBEDDED_INSTANCE = """\
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""

@@ -6,6 +6,10 @@ stop everything downstream when the sampler did not converge.
 """
 
 import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 import pandas as pd
@@ -33,6 +37,8 @@ from conversionflow_dagster.resources import ProjectResource, with_overrides
 
 GROUP = "model"
 CONTROL_PREFIX = "control__"
+_CACHE_HIT = "/jax/compilation_cache/cache_hits"  # events of jax.monitoring
+_CACHE_MISS = "/jax/compilation_cache/cache_misses"
 
 
 class FitConfig(dg.Config):
@@ -134,11 +140,21 @@ def build_model_assets(
         """NUTS posterior of the marketing-mix model, fitted as of the partition's month."""
         from conversionflow_dagster.core.model.diagnostics import convergence_report
 
+        started = time.perf_counter()
         model = with_overrides(project.config().model, config)
         month, market = month_of(context.partition_key), market_of(context.partition_key)
 
+        def say(text: str) -> None:
+            context.log.info(f"[{time.perf_counter() - started:.1f} s] {text}")
+
         def progress(done: int, total: int, phase: str) -> None:
-            context.log.info(f"{phase}: {done}/{total} iterations per chain")
+            if phase == "compiling":
+                say("compiling the sampler")
+            elif phase == "compiled":
+                say(f"compiled ({_cache_verdict(lookups)})")
+            else:
+                name = {"warmup": "warm-up"}.get(phase, phase)
+                say(f"{name}: {100 * done // total}% ({done}/{total} iterations per chain)")
 
         try:
             window = panel_window(weekly_panel, month, model.window_weeks)
@@ -150,15 +166,17 @@ def build_model_assets(
             left_out = weeks_left_out(weekly_panel, window)
             if len(left_out):
                 context.log.warning(left_out_message(left_out, model.window_weeks))
-            context.log.info(
+            say(
                 (f"market {market}: " if market else "")
-                + f"fitting {len(window.frame)} weeks ({window.weeks[0].date()} to "
-                f"{window.weeks[-1].date()}), {len(window.channels)} channels, "
-                f"{model.chains} chains x {model.warmup} warm-up + {model.draws} draws"
+                + f"fitting as of {month}: {len(window.frame)} weeks ({window.weeks[0].date()} "
+                f"to {window.weeks[-1].date()}), {len(window.channels)} channels, "
+                f"{model.chains} chains x {model.warmup} warm-up + {model.draws} draws; "
+                "building model"
             )
             tests = calibration.get(CAMPAIGN_LIFT_TESTS)
             cache = str(settings.jax_cache_dir())
-            result = fit_panel(window, model, progress, cache, tests)
+            with _cache_lookups() as lookups:
+                result = fit_panel(window, model, progress, cache, tests)
         except ConversionflowError as error:
             raise no_retry_failure(error) from error
         report = convergence_report(result.idata)
@@ -185,6 +203,32 @@ def build_model_assets(
         return dg.Output(result.idata, metadata=metadata)
 
     return [posterior_trace]
+
+
+@contextmanager
+def _cache_lookups() -> Iterator[Counter]:
+    """Count JAX's persistent-cache hits and misses while the block runs, as JAX reports them
+    (a cold cache is why a first fit spends minutes compiling)."""
+    import jax.monitoring
+
+    lookups: Counter = Counter()
+
+    def heard(event: str, **_: object) -> None:
+        if event in (_CACHE_HIT, _CACHE_MISS):
+            lookups[event] += 1
+
+    jax.monitoring.register_event_listener(heard)
+    try:
+        yield lookups
+    finally:
+        jax.monitoring.unregister_event_listener(heard)
+
+
+def _cache_verdict(lookups: Counter) -> str:
+    hits, misses = lookups[_CACHE_HIT], lookups[_CACHE_MISS]
+    if not hits + misses:
+        return "no JAX cache lookup: compiled earlier in this process"
+    return f"JAX cache {'miss' if misses else 'hit'}: {hits} of {hits + misses} programs cached"
 
 
 def current_weekly_spend(panel: WeeklyPanel, weeks: int) -> dict[str, float]:

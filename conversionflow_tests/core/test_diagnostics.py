@@ -56,3 +56,15 @@ def test_custom_gates_and_var_names():
     assert evaluate(report, loose) == []
     only_intercept = convergence_report(trace(shift=0.2), var_names=["intercept"])
     assert only_intercept.failing(DEFAULT) == () and only_intercept.max_r_hat < 1.01
+
+
+def test_failed_gates_say_what_to_try_next():
+    from conversionflow_dagster.core.model.gates import gate_outcomes
+
+    outcomes = {o.name: o for o in gate_outcomes(convergence_report(trace(0.2, 3, 60)), DEFAULT)}
+    assert "--draws" in outcomes["min_ess_bulk"].description
+    assert "run longer" in outcomes["max_r_hat"].description
+    assert "model.seed" in outcomes["divergences"].description
+    passing = {o.name: o for o in gate_outcomes(convergence_report(trace()), DEFAULT)}
+    assert all(o.passed for o in passing.values())
+    assert "try" not in passing["divergences"].description

@@ -75,6 +75,7 @@ def test_a_missing_week_is_detected(tmp_path):
     outcome = {o.name: o for o in panel_rules(panel)}["no_missing_weeks"]
     assert not outcome.passed
     assert "2021-03-29" in outcome.description
+    assert f"expected rows dated in them in {path.name}" in outcome.description  # the file
 
 
 def test_duplicate_week_and_bad_number_name_the_line(tmp_path):

@@ -74,7 +74,7 @@ def test_webserver_on_loopback_lists_the_assets(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300  # the code server starts slowly on a loaded machine
         nodes = None
         while time.monotonic() < deadline and nodes is None:
             try:

@@ -57,7 +57,7 @@ def test_sigkill_mid_sampling_keeps_the_previous_trace(project):
     with open(log, "w") as out:
         process = fit(project, 100_000, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
-        while "sampling:" not in log.read_text() and "warmup:" not in log.read_text():
+        while "sampling:" not in log.read_text() and "warm-up:" not in log.read_text():
             assert process.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "the fit never started sampling"
             time.sleep(0.5)

@@ -1,6 +1,7 @@
 """Stage 1 and 2 through real Dagster runs: gates block, the full pipeline writes a report."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import yaml
 
 from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.core.synthetic.events import SyntheticSpec, simulate, write_sample
-from conversionflow_dagster.runner import execute_plan, pipeline_plan
+from conversionflow_dagster.runner import SOURCE_TAG, execute_plan, pipeline_plan
+from conversionflow_dagster.settings import PROJECT_TAG
 from conversionflow_tests.conftest import REPO, SMALL_MONTHS, asset_key, write_config
 
 
@@ -126,6 +128,32 @@ def test_loosened_gates_pass_and_the_report_says_so(project, instance):
         (project / "storage/assets/sample/parameter_export/2023-05-01.json").read_text()
     )
     assert export["diagnostics"]["passed"] is True
+
+
+def test_cli_runs_are_the_code_locations_jobs_and_a_fit_reports_progress(project, instance):
+    """The UI's timeline lists CLI runs under their job (re-executable from there), and a
+    fit's log says what it fits and where it is from its first second."""
+    config = write_config(project, **{"model.gates": LOOSE_GATES})
+    defs = build_definitions(project, config)
+    plan = pipeline_plan(SMALL_MONTHS, fit_months=["2023-05"], stage2=False)
+    summary = execute_plan(defs, instance, plan, asset_config=SHORT_FIT, log_level="WARNING")
+    assert summary.success, summary.failures()
+
+    runs = instance.get_runs()
+    assert {r.job_name for r in runs} == {"ingest_job", "stage1_job"}
+    assert all(r.tags[SOURCE_TAG] == "cli" and r.tags[PROJECT_TAG] == "sample" for r in runs)
+    [fit] = [r for r in runs if r.job_name == "stage1_job"]
+    assert fit.asset_selection == {asset_key("posterior_trace"), asset_key("parameter_export")}
+    logs = instance.all_logs(fit.run_id)
+    timed = [m for e in logs if (m := re.match(r"\[(\d+\.\d) s\] (.*)", e.user_message))]
+    seconds = [float(m[1]) for m in timed]
+    first, compiling, compiled, *steps = [m[2] for m in timed]
+    assert first.startswith("fitting as of 2023-05: ") and first.endswith("; building model")
+    assert " weeks (20" in first and "2 chains x 30 warm-up + 30 draws" in first
+    assert compiling == "compiling the sampler"
+    assert re.fullmatch(r"compiled \((JAX cache (hit|miss)|no JAX cache lookup)[^)]*\)", compiled)
+    assert steps[0].startswith("warm-up: ") and steps[-1].startswith("sampling: 100% (30/30")
+    assert seconds == sorted(seconds) and seconds[0] < 1.0
 
 
 def test_tightened_gates_block_and_are_read_per_run(project, instance):

@@ -418,10 +418,12 @@ def _no_missing_weeks(panel: WeeklyPanel) -> CheckOutcome:
     irregular = int((steps != 7).sum())
     if panel.missing_weeks or irregular:
         shown = list(panel.missing_weeks[:10])
+        files = ", ".join(panel.sources[:3]) + (" and more" if len(panel.sources) > 3 else "")
         return CheckOutcome(
             "no_missing_weeks",
             False,
-            f"{len(panel.missing_weeks)} week(s) have no source data, first {shown}",
+            f"{len(panel.missing_weeks)} week(s) have no source data, first {shown}"
+            + (f"; expected rows dated in them in {files}" if files else ""),
             {"missing_weeks": len(panel.missing_weeks), "irregular_steps": irregular},
         )
     return CheckOutcome(

@@ -38,6 +38,7 @@ from conversionflow_dagster.core.model.mmm import (
 )
 from conversionflow_dagster.core.model.transforms import PARAMETERS
 
+# (done, total, phase): phase is "compiling", "compiled", "warmup" or "sampling"
 ProgressCallback = Callable[[int, int, str], None]
 BATCH_DRAWS = 500  # draws per batch when predicting from the posterior
 CHANNEL_SITES = ("beta", "media_effect", "media_slope", *PARAMETERS)
@@ -213,7 +214,12 @@ def chunk_size(warmup: int, draws: int, reports: int = 10) -> int:
 
 
 def _run_nuts(kernel, inputs, y, chains, warmup, draws, seed, progress_callback):
-    """Warm up and sample in chunks; returns unconstrained draws, sample stats and timings."""
+    """Warm up and sample in chunks; returns unconstrained draws, sample stats and timings.
+
+    ``progress_callback`` hears "compiling" and "compiled" (0 of ``warmup``) around the
+    compilation, which can take minutes on a cold cache, then each chunk of both phases."""
+    if progress_callback:
+        progress_callback(0, warmup, "compiling")
     t0 = time.perf_counter()
 
     # Traced per chain: a batched key would leave the kernel's sample function vmapped.
@@ -241,6 +247,8 @@ def _run_nuts(kernel, inputs, y, chains, warmup, draws, seed, progress_callback)
     compiled = mapped.lower(state, inputs, y).compile()
     t2 = time.perf_counter()
     timings = {"init_s": t1 - t0, "compile_s": t2 - t1}
+    if progress_callback:
+        progress_callback(0, warmup, "compiled")
 
     for done in range(n_steps, warmup + 1, n_steps):
         state, _ = compiled(state, inputs, y)

@@ -17,6 +17,17 @@ from conversionflow_dagster.core.rules import CheckOutcome
 SHOWN = 8
 
 
+# What a user can do when a gate fails, in the words of the config and the CLI.
+NEXT_STEP = {
+    "max_r_hat": "the chains disagree: run longer (model.warmup and model.draws, or --warmup "
+    "and --draws), and check the named parameters' priors",
+    "min_ess_bulk": "too few independent draws: raise model.draws (--draws) or model.chains "
+    "(--chains)",
+    "min_ess_tail": "too few independent draws in the tails: raise model.draws (--draws) or "
+    "model.chains (--chains)",
+}
+
+
 def _gate(
     name: str,
     rows: Sequence[tuple[str, float]],
@@ -35,7 +46,8 @@ def _gate(
     return CheckOutcome(
         name,
         False,
-        f"{len(rows)} parameter(s) fail '{text}' (threshold {threshold}): {listed}{more}",
+        f"{len(rows)} parameter(s) fail '{text}' (threshold {threshold}): {listed}{more}; "
+        f"{NEXT_STEP[name]}",
         metadata,
     )
 
@@ -75,7 +87,13 @@ def gate_outcomes(report: ConvergenceReport, gates: Gates) -> list[CheckOutcome]
             "divergences",
             not bad.divergences,
             f"{report.divergences} divergent transition(s) after warm-up "
-            f"(allowed: {gates.max_divergences})",
+            f"(allowed: {gates.max_divergences})"
+            + (
+                "; the sampler hit regions it cannot explore: try another model.seed, more "
+                "model.warmup, or tighter priors (model.priors) on the channels named by R-hat"
+                if bad.divergences
+                else ""
+            ),
             {"divergences": report.divergences},
         ),
     ]
