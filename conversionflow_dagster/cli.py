@@ -163,8 +163,9 @@ def run_plan(
 
 
 def _config_file(root: Path, given: str | None) -> Path:
-    """The config ``--config`` names (a file under the project root), else the environment's;
-    the code location reads it from ``CONVERSIONFLOW_CONFIG``."""
+    """The config ``--config`` names (a file under the project root), else the environment's
+    (``CONVERSIONFLOW_CONFIG``). The choice is passed on explicitly, never through the
+    environment, so it cannot leak into later commands of the same process."""
     if given is not None:
         path = (root / given).resolve()
         if not path.is_relative_to(root):
@@ -173,7 +174,7 @@ def _config_file(root: Path, given: str | None) -> Path:
             )
         if not path.is_file():
             raise UsageError(f"--config {given}: no such file under the project root {root}")
-        os.environ["CONVERSIONFLOW_CONFIG"] = given
+        return path
     return settings.config_path(root)
 
 

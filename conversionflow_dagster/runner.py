@@ -218,4 +218,3 @@ def execute_plan(
         if on_run is not None:
             on_run(planned.name, result.success, reasons)
     return summary
-
