@@ -237,26 +237,6 @@ def test_sample_flag_generates_missing_data(tmp_path):
     assert (tmp_path / "storage/assets/sample/raw_events/2023-01-01.parquet").is_file()
 
 
-@pytest.mark.slow
-def test_mode_test_runs_end_to_end_on_generated_data(tmp_path):
-    env = {
-        **os.environ,
-        "CONVERSIONFLOW_ROOT": str(tmp_path),
-        "DAGSTER_HOME": str(tmp_path / "home"),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "conversionflow_dagster.cli", "run", "--mode", "test"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    reports = tmp_path / "storage/test_mode/storage/reports/test_mode/2024-12"
-    assert (reports / "attribution_report.html").is_file()
-    assert "stage 2 2024-12: ok" in result.stdout
-
-
 def listening_addresses(port: int) -> set[str]:
     """Local addresses with a socket listening on ``port`` (from /proc/net/tcp)."""
     found = set()
