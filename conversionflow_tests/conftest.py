@@ -4,6 +4,10 @@ import datetime as dt
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -46,6 +50,31 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def start_ui(port: int, home: Path, **popen: object) -> subprocess.Popen:
+    """`conversionflow ui` on ``port`` with ``home`` as DAGSTER_HOME, output discarded."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "conversionflow_dagster.cli", "ui", "--port", str(port)],
+        cwd=REPO,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **popen,
+    )
+
+
+def wait_for_ui(port: int, ui: subprocess.Popen, timeout: float = 300) -> None:
+    """Until the webserver answers (dagster dev starts three processes: it takes a while)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, "the UI did not start"
+            assert ui.poll() is None, "the UI exited while starting"
+            time.sleep(1)
 
 
 @pytest.fixture(scope="session")

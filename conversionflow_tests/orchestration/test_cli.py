@@ -7,15 +7,20 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import dagster as dg
 import pytest
 
 from conversionflow_dagster.cli import main
 from conversionflow_dagster.core.model.fitting import load_trace
-from conversionflow_tests.conftest import REPO, SMALL_MONTHS, asset_key, write_config
+from conversionflow_tests.conftest import (
+    REPO,
+    SMALL_MONTHS,
+    asset_key,
+    start_ui,
+    wait_for_ui,
+    write_config,
+)
 
 LAST = SMALL_MONTHS[-1]
 # Short fits pass these relaxed gates, so the flag tests reach stages 1 and 2 quickly.
@@ -255,24 +260,9 @@ def test_ui_binds_to_loopback_only(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "conversionflow_dagster.cli", "ui", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    server = start_ui(port, tmp_path, start_new_session=True)
     try:
-        deadline = time.monotonic() + 300  # dagster dev starts three processes
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the UI did not start"
-                time.sleep(1)
+        wait_for_ui(port, server)
         assert listening_addresses(port) == {"127.0.0.1"}
     finally:
         os.killpg(server.pid, 15)

@@ -3,15 +3,12 @@
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conversionflow_tests.conftest import REPO, free_port
+from conversionflow_tests.conftest import free_port, start_ui, wait_for_ui
 
 
 def descendants(pid: int) -> set[int]:
@@ -46,26 +43,10 @@ def ignore_sigint() -> None:  # as for a program started in the background of a 
 @pytest.mark.slow
 def test_sigterm_to_the_ui_stops_every_process_and_frees_the_port(tmp_path):
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    ui = subprocess.Popen(
-        [sys.executable, "-m", "conversionflow_dagster.cli", "ui", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=ignore_sigint,
-    )
+    ui = start_ui(port, tmp_path, preexec_fn=ignore_sigint)
     started: set[int] = set()
     try:
-        deadline = time.monotonic() + 300  # dagster dev starts three processes
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the UI did not start"
-                assert ui.poll() is None, "the UI exited while starting"
-                time.sleep(1)
+        wait_for_ui(port, ui)
         started = descendants(ui.pid)
         assert len(started) >= 3  # dagster dev, its webserver and its daemon at least
 
