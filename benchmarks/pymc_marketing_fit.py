@@ -1,4 +1,4 @@
-"""Fit PyMC-Marketing's MMM on a panel written by bench_stage1.py and print timings as JSON.
+"""Fit PyMC-Marketing's MMM on a panel written by a benchmark and print timings as JSON.
 
 Runs with the interpreter of the separate PyMC-Marketing virtual environment, never with the
 project's, and imports nothing from the project:
@@ -7,9 +7,14 @@ project's, and imports nothing from the project:
         --channels "ch 0" "ch 1" --controls holiday promo --seed 0
 
 The model is PyMC-Marketing's own, with its default priors and Normal likelihood on the
-max-scaled target: geometric adstock (l_max=8), logistic saturation, yearly Fourier seasonality
-of order 2 and the panel's controls. Sampling uses NumPyro's NUTS with one host device per
-chain, as the project's fit does.
+max-scaled target: geometric adstock (l_max=8), logistic (or ``--saturation hill``) saturation,
+yearly Fourier seasonality of order 2 and the panel's controls (max-scaled, as its channels
+are), with ``--trend`` also a linear trend (its example notebooks' ``t`` control). Sampling uses
+NumPyro's NUTS with one host device per chain, as the project's fit does.
+
+With ``--holdout-weeks N`` it fits all weeks but the last N and writes its posterior predictive
+draws of those N weeks, in target units, to ``--predictions`` (a .npy array, samples x weeks),
+so bench_accuracy.py scores both libraries' forecasts with the same functions.
 """
 
 from __future__ import annotations
@@ -39,7 +44,15 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--l-max", type=int, default=8)
     parser.add_argument("--fourier-order", type=int, default=2)
+    parser.add_argument("--saturation", choices=["logistic", "hill"], default="logistic")
+    parser.add_argument("--holdout-weeks", type=int, default=0, help="last weeks not fitted")
+    parser.add_argument(
+        "--trend", action="store_true", help="add a linear trend control, as its examples do"
+    )
+    parser.add_argument("--predictions", help=".npy file for the hold-out predictive draws")
     args = parser.parse_args()
+    if args.holdout_weeks and not args.predictions:
+        parser.error("--holdout-weeks needs --predictions")
 
     # JAX reads the device count when its backend starts: set it before anything imports jax.
     flags = re.sub(rf"{DEVICE_FLAG}=\S+", "", os.environ.get("XLA_FLAGS", "")).split()
@@ -49,20 +62,31 @@ def main() -> None:
     import numpy as np
     import pandas as pd
     import pymc_marketing
-    from pymc_marketing.mmm import GeometricAdstock, LogisticSaturation
+    from pymc_marketing.mmm import GeometricAdstock, HillSaturation, LogisticSaturation
     from pymc_marketing.mmm.multidimensional import MMM
 
     imported = time.perf_counter()
     data = pd.read_csv(args.panel, parse_dates=[args.date_column])
-    X = data[[args.date_column, *args.channels, *args.controls]]
-    y = data[args.target_column].rename(args.target_column)
+    n_fit = len(data) - args.holdout_weeks
+    controls = [*args.controls, *(["trend"] if args.trend else [])]
+    data["trend"] = np.arange(len(data), dtype=float)
+    # PyMC-Marketing scales channels and target by their maximum but leaves controls as they
+    # are, under Normal(0, 2) priors: scale them the same way (a series in the millions, such
+    # as Robyn's competitor sales, otherwise wrecks the forecast)
+    peak = data[controls].iloc[:n_fit].abs().max().replace(0, 1)
+    data[controls] = data[controls] / peak
+    fitted, held_out = data.iloc[:n_fit], data.iloc[n_fit:]
+    columns = [args.date_column, *args.channels, *controls]
+    X = fitted[columns]
+    y = fitted[args.target_column].rename(args.target_column)
+    saturation = {"logistic": LogisticSaturation, "hill": HillSaturation}[args.saturation]
     mmm = MMM(
         date_column=args.date_column,
         channel_columns=args.channels,
-        control_columns=args.controls,
+        control_columns=controls,
         target_column=args.target_column,
         adstock=GeometricAdstock(l_max=args.l_max),
-        saturation=LogisticSaturation(),
+        saturation=saturation(),
         yearly_seasonality=args.fourier_order,
     )
     fit_started = time.perf_counter()
@@ -77,6 +101,17 @@ def main() -> None:
         draws=args.draws,
     )
     fit_s = time.perf_counter() - fit_started
+    if args.holdout_weeks:
+        # the last l_max fitted weeks carry the adstock into the forecast
+        draws = mmm.sample_posterior_predictive(
+            held_out[columns],
+            extend_idata=False,
+            include_last_observations=True,
+            random_seed=args.seed,
+            progressbar=False,
+        )
+        scale = idata.constant_data["target_scale"].item()  # the likelihood is on y / scale
+        np.save(args.predictions, draws["y"].transpose("sample", "date").values * scale)
 
     # Sampled parameters only: the posterior also holds per-week deterministics.
     names = [rv.name for rv in mmm.model.free_RVs]
@@ -90,6 +125,9 @@ def main() -> None:
         "library": "pymc-marketing",
         "version": pymc_marketing.__version__,
         "seed": args.seed,
+        "saturation": args.saturation,
+        "holdout_weeks": args.holdout_weeks,
+        "trend": args.trend,
         "parameters": names,
         "import_s": imported - STARTED,
         "fit_s": fit_s,

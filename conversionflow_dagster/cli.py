@@ -35,7 +35,15 @@ if TYPE_CHECKING:  # imported lazily at run time: `conversionflow --help` stays 
 
 SAMPLE_DIR = "data/sample"
 # Flags that override a config field: refused outside that field's bounds (core/config.py).
-BOUNDED_FLAGS = ("chains", "warmup", "draws", "budget", "total_budget", "scenarios")
+BOUNDED_FLAGS = (
+    "chains",
+    "warmup",
+    "draws",
+    "holdout_weeks",
+    "budget",
+    "total_budget",
+    "scenarios",
+)
 _LIMITS = {
     "greater_than": ("gt", ">"),
     "greater_than_equal": ("ge", ">="),
@@ -83,7 +91,7 @@ def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
 
 def asset_config(args: argparse.Namespace) -> dict[str, dict]:
     """Run config per asset from the flags that were given (the original tool's flags)."""
-    fit = _given(args, ("chains", "warmup", "draws", "likelihood", "seed"))
+    fit = _given(args, ("chains", "warmup", "draws", "holdout_weeks", "likelihood", "seed"))
     if args.use_hurdle:
         fit["likelihood"] = "hurdle_poisson"
     allocation = _given(args, ("budget", "scenarios"))
@@ -214,6 +222,24 @@ def _check_output(root: Path, output: str | None, config: "ProjectConfig") -> No
         raise UsageError(f"--output {output}: {error}") from None
 
 
+def _with_holdout(config: "ProjectConfig", weeks: int | None) -> "ProjectConfig":
+    """The config with ``--holdout-weeks`` laid over ``model.holdout_weeks``, so the history
+    check before any run counts the weeks the flag holds out (refused if model.window_weeks
+    would leave too few to fit)."""
+    if weeks is None:
+        return config
+    from pydantic import ValidationError
+
+    from conversionflow_dagster.core.config import ModelSection
+
+    try:
+        model = ModelSection.model_validate({**config.model.model_dump(), "holdout_weeks": weeks})
+    except ValidationError as error:
+        reason = error.errors()[0]["msg"].removeprefix("Value error, ")
+        raise UsageError(f"--holdout-weeks {weeks}: {reason}") from None
+    return config.model_copy(update={"model": model})
+
+
 class Progress:
     """One line per run, with its reasons when it failed. Consecutive runs that fail the same
     way (the same reasons but for the month) are told once: with ``end_month`` unset, data that
@@ -293,13 +319,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         root, config_file = prepare_test_mode(root)
     else:
         config_file = _config_file(root, args.config)
-    config = load_config(config_file)
+    config = _with_holdout(load_config(config_file), args.holdout_weeks)
     months = selected_months(args, config)
     _check_output(root, args.output, config)
     if not args.stage2_only and args.fit != "none":  # too short a history: told before any run
+        from conversionflow_dagster.core.errors import ContractError
         from conversionflow_dagster.core.ingest.validation import check_history
 
-        check_history(root, config, months[-1])
+        try:
+            check_history(root, config, months[-1])
+        except ContractError as error:
+            if args.holdout_weeks is None:
+                raise
+            raise UsageError(f"--holdout-weeks {args.holdout_weeks}: {error}") from None
     plan = run_plan(args, months, root, config.project.key, list(config.project.markets))
     if args.mode != "test" and args.sample and _sample_missing(root):
         print("generating the sample data (first run only) ...", flush=True)
@@ -342,11 +374,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Check the config and read every input file without running anything."""
+    """Check the config and read every input file without running anything; with
+    ``--prior-check``, also whether the priors put the target's scale in range."""
     from conversionflow_dagster.core.ingest.validation import validate_inputs
 
     root = settings.project_root()
-    ok, lines = validate_inputs(root, _config_file(root, args.config))
+    config_file = _config_file(root, args.config)
+    if args.prior_check:  # before JAX starts; the compiled check is cached like a fit
+        from conversionflow_dagster.core.model.jax_setup import configure_jax
+
+        configure_jax(1, str(settings.jax_cache_dir(root)))
+    ok, lines = validate_inputs(root, config_file, prior_check=args.prior_check)
     print("\n".join(lines))
     return 0 if ok else 1
 
@@ -389,11 +427,26 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """Start the Dagster UI on 127.0.0.1 with the persistent instance."""
+    """Start the Dagster UI on 127.0.0.1 with the persistent instance, and beside it a
+    read-only server of the reports folder, so the report links in the UI open in the browser
+    (browsers refuse ``file://`` links from a web page)."""
+    import threading
+
+    from conversionflow_dagster.core.config import load_config, resolve_project_path
     from conversionflow_dagster.process_group import run_process_group
+    from conversionflow_dagster.report_server import REPORTS_URL_ENV, ReportServer
 
     root = settings.project_root()
     settings.ensure_dagster_home(root)
+    config = load_config(settings.config_path(root))
+    allow = config.project.allow_paths_outside_root
+    reports = resolve_project_path(root, config.report.output_dir, allow_outside=allow)
+    port = args.port + 1 if args.reports_port is None else args.reports_port
+    try:
+        server = ReportServer(reports, port)
+    except (OSError, OverflowError) as error:  # in use, or not a port number
+        reason = getattr(error, "strerror", None) or error
+        raise UsageError(f"--reports-port {port}: {reason}; choose another") from None
     command = [
         sys.executable,
         "-m",
@@ -409,7 +462,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--port",
         str(args.port),
     ]
-    return run_process_group(command, root)  # one Ctrl-C or SIGTERM stops every process
+    # a URL already set is a deployment's (a proxy in front of this server): it is kept
+    own_url = REPORTS_URL_ENV not in os.environ
+    linked = os.environ.setdefault(REPORTS_URL_ENV, server.url)  # read by the report's runs
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"reports ({reports}) served read-only at {server.url}, linked as {linked}", flush=True)
+    try:
+        return run_process_group(command, root)  # one Ctrl-C or SIGTERM stops every process
+    finally:
+        server.shutdown()
+        server.server_close()
+        if own_url:
+            del os.environ[REPORTS_URL_ENV]
 
 
 def _amount(text: str) -> float:
@@ -584,6 +648,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--warmup", type=_whole, help="warm-up iterations per chain")
     run.add_argument("--draws", type=_whole, help="posterior draws per chain")
     run.add_argument(
+        "--holdout-weeks",
+        type=_whole,
+        help="last weeks held out of the fit and forecast, for hold-out CRPS and MAPE "
+        "(default: model.holdout_weeks)",
+    )
+    run.add_argument(
         "--likelihood",
         choices=["poisson", "negbinomial", "normal", "hurdle_poisson"],
         help="observation model",
@@ -612,6 +682,11 @@ def _parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check config and input files without running")
     val.add_argument("--config", help="config file, relative to the project root")
+    val.add_argument(
+        "--prior-check",
+        action="store_true",
+        help="also draw the target from the priors and say whether its scale is in range",
+    )
     val.set_defaults(func=cmd_validate)
 
     init = sub.add_parser("init", help="propose a config for your own data files")
@@ -632,6 +707,11 @@ def _parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="start the Dagster UI (bound to 127.0.0.1)")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=_whole, default=3000)
+    ui.add_argument(
+        "--reports-port",
+        type=_whole,
+        help="port of the read-only reports server on 127.0.0.1 (default: --port + 1)",
+    )
     ui.set_defaults(func=cmd_ui)
 
     for command in sub.choices.values():

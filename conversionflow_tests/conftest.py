@@ -52,16 +52,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_ui(port: int, home: Path, **popen: object) -> subprocess.Popen:
-    """`conversionflow ui` on ``port`` with ``home`` as DAGSTER_HOME, output discarded."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "conversionflow_dagster.cli", "ui", "--port", str(port)],
-        cwd=REPO,
-        env={**os.environ, "DAGSTER_HOME": str(home)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        **popen,
-    )
+def start_ui(port: int, home: Path, log: Path | None = None, **popen: object) -> subprocess.Popen:
+    """`conversionflow ui` on ``port`` with ``home`` as DAGSTER_HOME, its output written to
+    ``log`` (default: discarded)."""
+    with open(log or os.devnull, "w") as out:  # the child keeps its own copy
+        return subprocess.Popen(
+            [sys.executable, "-m", "conversionflow_dagster.cli", "ui", "--port", str(port)],
+            cwd=REPO,
+            env={**os.environ, "DAGSTER_HOME": str(home)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            **popen,
+        )
 
 
 def wait_for_ui(port: int, ui: subprocess.Popen, timeout: float = 300) -> None:

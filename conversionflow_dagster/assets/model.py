@@ -10,6 +10,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -73,6 +75,26 @@ class FitConfig(dg.Config):
         description="Last weeks of the window held out of the fit and forecast (CRPS, MAPE); "
         "default: model.holdout_weeks (0).",
     )
+    target_accept: float | None = Field(
+        None,
+        description="NUTS target acceptance probability, above 0.5 and below 1: higher takes "
+        "smaller steps (fewer divergences, slower); default: model.target_accept (0.85).",
+    )
+    max_tree_depth: int | None = Field(
+        None,
+        description="Deepest NUTS tree (at most 2**depth steps per draw); default: "
+        "model.max_tree_depth (10).",
+    )
+    dense_mass: bool | None = Field(
+        None,
+        description="Adapt a full (dense) mass matrix; default: model.dense_mass (true).",
+    )
+    convergence_ladder: bool | None = Field(
+        None,
+        description="When the fit diverges or its chains disagree, refit with target "
+        "acceptance 0.95, then 0.99, then a deeper tree and twice the warm-up, before failing "
+        "the gates; default: model.convergence_ladder (true).",
+    )
 
 
 def fit_panel(
@@ -81,13 +103,15 @@ def fit_panel(
     progress,
     cache_dir: str,
     lift_tests: pd.DataFrame | None = None,
+    on_rung=None,
 ):
-    """Fit the model to a panel window (calibrated by ``lift_tests`` when given); JAX is
-    configured before its backend starts."""
+    """Fit the model to a panel window (calibrated by ``lift_tests`` when given), climbing the
+    convergence ladder when the config allows; JAX is configured before its backend starts."""
     from conversionflow_dagster.core.model.jax_setup import configure_jax, default_host_devices
 
     configure_jax(default_host_devices(model.chains), cache_dir)
-    from conversionflow_dagster.core.model.fitting import fit_mmm
+    from conversionflow_dagster.core.model.fitting import SamplerSettings, fit_mmm
+    from conversionflow_dagster.core.model.ladder import fit_until_converged
     from conversionflow_dagster.core.model.mmm import ModelSpec
 
     if model.target not in panel.frame:
@@ -96,7 +120,8 @@ def fit_panel(
         )
     spec = ModelSpec.from_section(model)
     frame = panel.frame
-    return fit_mmm(
+    fit = partial(
+        fit_mmm,
         panel.spend().to_numpy(),
         frame[model.target].to_numpy(),
         frame[list(panel.controls)].to_numpy(),
@@ -105,13 +130,21 @@ def fit_panel(
         panel.weeks,
         spec,
         chains=model.chains,
-        warmup=model.warmup,
         draws=model.draws,
         seed=model.seed,
         holdout_weeks=model.holdout_weeks,
         target_name=model.target,
         progress_callback=progress,
         lift_tests=lift_tests,
+    )
+    first = SamplerSettings(model.target_accept, model.max_tree_depth, model.dense_mass)
+    return fit_until_converged(
+        lambda sampler, warmup: fit(sampler=sampler, warmup=warmup),
+        first,
+        model.warmup,
+        model.gates,
+        climb=model.convergence_ladder,
+        on_rung=on_rung,
     )
 
 
@@ -139,6 +172,9 @@ def build_model_assets(
     ) -> dg.Output:
         """NUTS posterior of the marketing-mix model, fitted as of the partition's month."""
         from conversionflow_dagster.core.model.diagnostics import convergence_report
+        from conversionflow_dagster.core.model.fitting import save_trace
+        from conversionflow_dagster.core.model.gates import gate_failure_message
+        from conversionflow_dagster.core.model.ladder import Rung, ladder_table
 
         started = time.perf_counter()
         model = with_overrides(project.config().model, config)
@@ -155,6 +191,11 @@ def build_model_assets(
             else:
                 name = {"warmup": "warm-up"}.get(phase, phase)
                 say(f"{name}: {100 * done // total}% ({done}/{total} iterations per chain)")
+
+        def on_rung(rung: Rung) -> None:
+            say(rung.describe())
+            if not rung.passed and model.convergence_ladder:
+                say("climbing the convergence ladder: refitting with more careful settings")
 
         try:
             window = panel_window(weekly_panel, month, model.window_weeks)
@@ -176,11 +217,24 @@ def build_model_assets(
             tests = calibration.get(CAMPAIGN_LIFT_TESTS)
             cache = str(settings.jax_cache_dir())
             with _cache_lookups() as lookups:
-                result = fit_panel(window, model, progress, cache, tests)
+                result, rungs = fit_panel(window, model, progress, cache, tests, on_rung)
         except ConversionflowError as error:
             raise no_retry_failure(error) from error
         report = convergence_report(result.idata)
         gates = report.failures(model.gates)
+        ladder = {
+            "convergence_ladder": dg.MetadataValue.md(ladder_table(rungs)),
+            "target_accept": rungs[-1].target_accept,
+            "max_tree_depth": rungs[-1].max_tree_depth,
+        }
+        if not gates.passed:
+            kept = failed_trace_path(project, context.partition_key)
+            save_trace(result.idata, kept)
+            raise dg.Failure(
+                description=gate_failure_message(report, model.gates, rungs, kept),
+                metadata={**ladder, "failed_trace": str(kept)},
+                allow_retries=False,
+            )
         used = json.loads(result.idata.posterior.attrs.get("lift_tests", '{"used": []}'))["used"]
         metadata = {
             "lift_tests_used": ", ".join(t["test_id"] for t in used) or "none",
@@ -193,6 +247,7 @@ def build_model_assets(
             "chains": model.chains,
             "draws": model.draws,
             "gates_passed": gates.passed,
+            **ladder,
             "divergences": report.divergences,
             "max_r_hat": report.max_r_hat,
             "min_ess_bulk": report.min_ess_bulk,
@@ -203,6 +258,14 @@ def build_model_assets(
         return dg.Output(result.idata, metadata=metadata)
 
     return [posterior_trace]
+
+
+def failed_trace_path(project: ProjectResource, partition_key: str) -> Path:
+    """Where a trace refused by its gates is kept for inspection: beside the month's traces,
+    never where the pipeline reads them, so nothing downstream can use it."""
+    key = project.config().project.key
+    folder = settings.asset_dir(key, POSTERIOR_TRACE, Path(project.root)) / "failed"
+    return folder / f"{partition_key.replace('|', '__')}.nc"
 
 
 @contextmanager

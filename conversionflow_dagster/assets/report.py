@@ -104,6 +104,7 @@ def build_report_assets(
         from conversionflow_dagster.core.report.inputs import build_report_data
         from conversionflow_dagster.core.report.render import report_id, write_report
         from conversionflow_dagster.core.report.summary import summary_markdown
+        from conversionflow_dagster.report_server import report_url
 
         settings_ = project.config()
         section = with_overrides(settings_.report, config)
@@ -142,8 +143,9 @@ def build_report_assets(
             "report_id": report_id(data),
             **{f"path_{fmt}": dg.MetadataValue.path(str(p)) for fmt, p in written.items()},
         }
-        if "html" in written:
-            metadata["report_url"] = dg.MetadataValue.url(written["html"].resolve().as_uri())
+        if "html" in written:  # http under the served folder (the config's, not a run's own)
+            served = project.path(project.config().report.output_dir)
+            metadata["report_url"] = dg.MetadataValue.url(report_url(written["html"], served))
         return dg.MaterializeResult(metadata=metadata)
 
     return [attribution_report]

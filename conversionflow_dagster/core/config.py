@@ -13,9 +13,11 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from conversionflow_dagster.core.errors import ConfigError
 from conversionflow_dagster.core.model.history import MIN_FIT_WEEKS, weeks_needed
+from conversionflow_dagster.core.model.priors import prior_problems
 from conversionflow_dagster.core.model.transforms import ADSTOCKS, SATURATIONS
 from conversionflow_dagster.core.months import previous_month
 
@@ -281,6 +283,13 @@ class ModelSection(_Strict):
     warmup: int = Field(1000, ge=10)
     draws: int = Field(1000, ge=10)
     seed: int = 0
+    # NUTS: a higher target acceptance takes smaller steps (fewer divergences, slower fits).
+    target_accept: float = Field(0.85, gt=0.5, lt=1.0)
+    max_tree_depth: int = Field(10, ge=4, le=15)  # trajectories of up to 2**depth steps
+    dense_mass: bool = True  # adapt a full mass matrix (correlated parameters)
+    # When a fit diverges or its chains disagree, refit with more careful settings
+    # (core/model/ladder.py) before failing the gates.
+    convergence_ladder: bool = True
     export_draws: int = Field(500, ge=10)
     priors: dict[str, Any] = {}
     gates: Gates = Gates()
@@ -294,6 +303,22 @@ class ModelSection(_Strict):
                 f"needs at least {MIN_FIT_WEEKS}: raise window_weeks or lower holdout_weeks"
             )
         return self
+
+    @field_validator("priors")
+    @classmethod
+    def _priors_known(cls, priors: dict[str, Any]) -> dict[str, Any]:
+        """Refused on load, so ``validate`` catches a misspelt prior rather than the fit does:
+        at ``model.priors.<name>``, with the valid names or parameters (docs/priors.md)."""
+        problems = prior_problems(priors)
+        if problems:
+            raise ValidationError.from_exception_data(
+                "priors",
+                [
+                    InitErrorDetails(type=PydanticCustomError("prior", text), loc=at, input=priors)
+                    for at, text in problems
+                ],
+            )
+        return priors
 
     @property
     def weeks_needed(self) -> int:

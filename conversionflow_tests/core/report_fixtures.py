@@ -9,6 +9,8 @@ CAC is spend over customers and LTV:CAC and payback follow from LTV and CAC.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -151,6 +153,7 @@ def build_report_data(
     lift_tests: bool = False,
     customer_value: bool = False,
     customer_value_horizon_days: int = CUSTOMER_VALUE_HORIZON_DAYS,
+    priors: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ReportData:
     """A complete, internally consistent ReportData; lift tests and customer value on request.
 
@@ -298,6 +301,7 @@ def build_report_data(
             if customer_value
             else None
         ),
+        priors=priors,
         customer_value_horizon_days=customer_value_horizon_days if customer_value else None,
         assumptions=assumptions,
         source_files=source_files,

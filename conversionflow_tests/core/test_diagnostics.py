@@ -64,7 +64,7 @@ def test_failed_gates_say_what_to_try_next():
     outcomes = {o.name: o for o in gate_outcomes(convergence_report(trace(0.2, 3, 60)), DEFAULT)}
     assert "--draws" in outcomes["min_ess_bulk"].description
     assert "run longer" in outcomes["max_r_hat"].description
-    assert "model.seed" in outcomes["divergences"].description
+    assert "raise model.target_accept" in outcomes["divergences"].description
     passing = {o.name: o for o in gate_outcomes(convergence_report(trace()), DEFAULT)}
     assert all(o.passed for o in passing.values())
     assert "try" not in passing["divergences"].description

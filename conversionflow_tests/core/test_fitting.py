@@ -19,6 +19,7 @@ from conversionflow_dagster.core.model.fitting import (
 from conversionflow_dagster.core.model.history import MIN_FIT_WEEKS
 from conversionflow_dagster.core.model.jax_setup import configure_jax, default_host_devices
 from conversionflow_dagster.core.model.mmm import ModelSpec, Scales
+from conversionflow_dagster.core.model.priors import effective_priors
 from conversionflow_dagster.core.synthetic.panel import adstock_loop, simulate_panel
 from conversionflow_dagster.core.synthetic.panel import fit_simulated as fit
 
@@ -90,6 +91,14 @@ def test_trace_round_trips_through_netcdf(quick, tmp_path):
     assert Scales.from_json(attrs["scales"]) == quick[0].scales
     assert json.loads(attrs["channel_names"]) == ["ch 0", "ch 1", "ch 2"]
     assert attrs["target_name"] == "conversions"
+    priors = json.loads(attrs["priors"])  # the priors the fit used, spelt out
+    assert priors == effective_priors(quick[0].spec, has_controls=True)
+    assert priors["intercept"] == {
+        "distribution": "Normal",
+        "parameters": {"loc": 0.5, "scale": 0.5},
+        "source": "default",
+    }
+    assert {"adstock_decay", "saturation_lam", "control_coef"} <= set(priors)
 
 
 def test_same_seed_gives_identical_draws(too_short):

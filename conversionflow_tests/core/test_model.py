@@ -63,6 +63,17 @@ def test_hill_gradient_is_finite_at_zero_adstock():
     assert np.isfinite(grad)
 
 
+def test_hill_is_finite_deep_in_a_carry_over_tail():
+    """A small decay leaves adstock like decay^7 ~ 1e-30 in a flight's last weeks; in float32
+    (k / a)^n overflows there and its gradient was NaN, which NUTS counted as divergences."""
+    x = np.array([1e-30, 1e-12, 0.5, 50.0])
+    a, k, n = jnp.asarray(x, jnp.float32), jnp.float32(0.8), jnp.float32(2.5)
+    expected = x**2.5 / (0.8**2.5 + x**2.5)  # float64; 1.7e-75 is 0 in float32
+    np.testing.assert_allclose(hill_saturation_jax(a, k, n), expected, rtol=1e-5, atol=1e-37)
+    grads = jax.grad(lambda k, n: hill_saturation_jax(a, k, n).sum(), argnums=(0, 1))(k, n)
+    assert np.isfinite(grads).all()
+
+
 def test_fourier_features_follow_the_calendar():
     spec = ModelSpec(fourier_order=2, period_weeks=52.18)
     feats = fourier_features(np.array([0.0, 52.18, 13.045]), spec)

@@ -4,8 +4,10 @@ The referee is written from docs/contracts.md in the model's *generative* coordi
 (``intercept``, ``media_effect`` = average weekly contribution), while NumPyro samples in
 ``level`` / ``media_slope`` with flat measures and adds the prior back with the Jacobian. So for
 the same point the two must differ by exactly ``sum_c log(media_effect_c / media_slope_c)``,
-which the test computes with plain numpy. Only the data preparation (scaling, Fourier terms)
-is shared. Both sides work in float64 and in constrained space without Jacobians.
+which the test computes with plain numpy. ``media_slope`` is ``beta * mean_t(a s'(a))``, and for
+the Hill curve ``beta * mean_t(s(a))`` (its average contribution, so that term is zero). Only
+the data preparation (scaling, Fourier terms) is shared. Both sides work in float64 and in
+constrained space without Jacobians.
 """
 
 import jax
@@ -191,7 +193,7 @@ def test_numpyro_and_pymc_agree_on_the_log_density(likelihood, saturation):
     u = np.asarray(inputs.spend, float)
     s, marginal = saturation_np(adstock_loop(u, params["adstock_decay"], MAX_LAG), sat)
     window = np.asarray(inputs.window, float)
-    beta = params["media_slope"] / (window @ marginal)
+    beta = params["media_slope"] / (window @ (s if saturation == "hill" else marginal))
     effect = beta * (window @ s)
     natural = {
         **{k: v for k, v in params.items() if k not in ("media_slope", "level")},

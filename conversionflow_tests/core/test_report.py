@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from conversionflow_dagster.core.errors import ContractError
+from conversionflow_dagster.core.model.priors import PRIORS
 from conversionflow_dagster.core.report import plots as report_plots
 from conversionflow_dagster.core.report.data import (
     build_tables,
@@ -75,6 +76,20 @@ PLOT_IDS = (
     "plot-roas",
     "plot-stability",
 )
+SCRIPT_PRIOR = "<script>alert(3)</script>"
+HOSTILE_PRIORS = {  # as a trace's `priors` attribute holds them, plus a name that injects markup
+    **{
+        name: {"distribution": p.family, "parameters": dict(p.default), "source": "default"}
+        for name, p in PRIORS.items()
+        if name in ("trend", "media_effect", "adstock_decay", "saturation_lam")
+    },
+    "intercept": {
+        "distribution": "Normal",
+        "parameters": {"loc": 0.8, "scale": 0.3},
+        "source": "config",
+    },
+    SCRIPT_PRIOR: {"distribution": "<b>Normal</b>", "parameters": {"loc": 0}, "source": "default"},
+}
 NEW_SECTIONS = {  # section id: (heading, table)
     "section-customer-value": ("Customer value (LTV:CAC)", "customer_value"),
     "section-lift-tests": ("Campaign lift tests", "lift_tests"),
@@ -90,6 +105,7 @@ def hostile():
         assumptions=("Dealer visits <b>not</b> tracked before 2024.",),
         lift_tests=True,
         customer_value=True,
+        priors=HOSTILE_PRIORS,
     )
 
 
@@ -823,3 +839,28 @@ def test_csv_cells_from_data_never_run_as_spreadsheet_formulas():
     assert "'-2+3" in text and "'@SUM(A1)" in text
     numbers = [float(v) for v in text if v.startswith("-") and v[1:2].isdigit()]
     assert numbers  # e.g. the channels whose spend the plan cuts, still numeric
+
+
+def test_the_model_checks_list_the_priors_the_fit_used(hostile, hostile_html):
+    page = parse_page(hostile_html)
+    rows = dict(page.tables["table-priors"]["rows"])
+    assert list(rows) == list(HOSTILE_PRIORS)
+    assert rows["intercept"][:4] == ["intercept", "Normal", "loc 0.8, scale 0.3", "config"]
+    assert rows["adstock_decay"][:4] == [
+        "adstock_decay",
+        "Beta",
+        "concentration1 2, concentration0 2",
+        "default",
+    ]
+    assert rows["media_effect"][4] == PRIORS["media_effect"].meaning
+    assert rows[SCRIPT_PRIOR][:2] == [SCRIPT_PRIOR, "<b>Normal</b>"]  # shown as text
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in hostile_html
+    assert "&lt;b&gt;Normal&lt;/b&gt;" in hostile_html and "<b>Normal" not in hostile_html
+    section = " ".join(page.text_by_id["section-priors"].split())
+    assert section.startswith("Priors") and "model.priors" in section
+    assert hostile_html.index("Model checks") < hostile_html.index('id="section-priors"')
+    stored = json.loads(report_json(hostile))["tables"]["priors"]
+    assert stored["intercept"]["parameters"] == "loc 0.8, scale 0.3"
+
+    without = render_html(dataclasses.replace(hostile, priors=None))
+    assert 'id="section-priors"' not in without and "table-priors" not in without

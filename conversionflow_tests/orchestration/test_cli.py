@@ -126,6 +126,8 @@ def test_sampler_flags_reach_the_trace(cli_project, capfd):
             "--use-hurdle",
             "--seed",
             "7",
+            "--holdout-weeks",
+            "4",
             "--log-level",
             "INFO",
         ]
@@ -136,6 +138,11 @@ def test_sampler_flags_reach_the_trace(cli_project, capfd):
     assert dict(trace.posterior.sizes)["draw"] == 30
     assert json.loads(trace.posterior.attrs["model_spec"])["likelihood"] == "hurdle_poisson"
     assert "iterations per chain" in capfd.readouterr().err  # --log-level INFO shows progress
+    assert dict(trace.predictions.sizes)["holdout_week"] == 4  # the config holds out none
+    with dg.DagsterInstance.from_config(str(cli_project / "dagster_home")) as instance:
+        [record] = instance.fetch_materializations(asset_key("posterior_trace"), limit=1).records
+    metadata = record.asset_materialization.metadata
+    assert metadata["holdout_crps"].value > 0 and metadata["holdout_mape"].value > 0
 
     code = main(
         [

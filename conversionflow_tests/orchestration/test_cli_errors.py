@@ -77,6 +77,8 @@ def assert_refused(result, *expected: str) -> None:
         (["--draws", "-5"], ["--draws: expected a whole number >= 10, got -5"]),
         (["--warmup", "0"], ["--warmup: expected a whole number >= 10, got 0"]),
         (["--warmup", "many"], ["--warmup: expected a whole number, got 'many'"]),
+        (["--holdout-weeks", "-1"], ["--holdout-weeks: expected a whole number >= 0, got -1"]),
+        (["--holdout-weeks", "2.5"], ["--holdout-weeks: expected a whole number, got '2.5'"]),
         (["--budget", "nan"], ["--budget: expected a number, got 'nan'"]),
     ],
 )
@@ -99,6 +101,15 @@ def test_months_outside_or_against_the_configured_range_are_refused(
 ):
     range_text = f"the configured months are {CONFIGURED} (project.partitions.start_month.."
     assert_refused(cli(refusing_project, "run", *args), *expected, range_text)
+    assert runs_in(refusing_project) == 0
+
+
+def test_holdout_weeks_that_leave_too_few_weeks_to_fit_are_refused(refusing_project):
+    result = cli(refusing_project, "run", "--holdout-weeks", "13")
+    assert_refused(result, "--holdout-weeks 13:", "hold 21 complete week(s)", "at least 22")
+    write_config(refusing_project, "window.yaml", **{"model.window_weeks": 30})
+    result = cli(refusing_project, "run", "--holdout-weeks", "25", config="configs/window.yaml")
+    assert_refused(result, "--holdout-weeks 25:", "window_weeks 30", "leaves 5 week(s) to fit")
     assert runs_in(refusing_project) == 0
 
 

@@ -28,6 +28,7 @@ def env_for(tmp_path, **extra) -> dict[str, str]:
         "configs/meridian_national.yaml",
         "configs/meridian_geo.yaml",
         "configs/robyn_weekly.yaml",
+        "configs/pymc_marketing_example.yaml",
     ],
 )
 def test_definitions_validate(tmp_path, config):

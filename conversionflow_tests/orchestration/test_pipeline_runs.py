@@ -13,21 +13,39 @@ from conversionflow_dagster.settings import PROJECT_TAG
 from conversionflow_tests.conftest import REPO, SMALL_MONTHS, asset_key, write_config
 
 
-def test_a_too_short_fit_is_blocked_and_nothing_downstream_materialises(project, instance):
+def test_a_too_short_fit_climbs_the_ladder_then_fails_and_shows_as_failed(project, instance):
+    """A fit that fails its gates on every rung of the convergence ladder is refused: the month
+    shows as failed (so a "failed and missing" backfill picks it up), the message says what
+    failed and what to try, the refused trace is kept aside, and nothing downstream runs."""
     defs = build_definitions(project, project / "configs" / "test.yaml")
     plan = pipeline_plan(SMALL_MONTHS, fit_months=["2023-05"])
-    short = {"posterior_trace": {"chains": 2, "warmup": 20, "draws": 20}}
+    # target_accept from the run config: the ladder climbs to 0.99, then a deeper tree
+    short = {"posterior_trace": {"chains": 2, "warmup": 20, "draws": 20, "target_accept": 0.95}}
     summary = execute_plan(defs, instance, plan, asset_config=short)
-    reasons = summary.failures()["stage 1 2023-05"]
-    assert any(
-        r.startswith("posterior_trace.max_r_hat:") and "parameter(s) fail" in r for r in reasons
-    )
-    assert any(r.startswith("posterior_trace.min_ess_bulk:") and "[" in r for r in reasons)
+    [reason] = summary.failures()["stage 1 2023-05"]
+    assert "failed its convergence gates after 3 fits of the convergence ladder" in reason
+    assert "target_accept 0.99, max_tree_depth 12, warm-up 40" in reason
+    assert "parameter(s) fail 'R-hat <= threshold'" in reason and "run longer" in reason
+    kept = project / "storage/assets/sample/posterior_trace/failed/2023-05-01.nc"
+    assert f"kept for inspection at {kept}" in reason and kept.is_file()
     assert summary.skipped == ["stage 2 2023-05"]
-    # the trace itself is recorded (blocking checks stop what is downstream, not the asset)
-    assert instance.get_materialized_partitions(asset_key("posterior_trace")) == {"2023-05-01"}
+
+    key = asset_key("posterior_trace")
+    assert not instance.get_materialized_partitions(key)
+    fits = defs.resolve_assets_def(key).partitions_def
+    status = instance.get_status_by_partition(key, ["2023-05-01", "2023-04-01"], fits)
+    assert status == {"2023-05-01": dg.AssetPartitionStatus.FAILED, "2023-04-01": None}
     for asset in ("parameter_export", "budget_allocation", "attribution_report"):
         assert not instance.get_materialized_partitions(asset_key(asset)), asset
+
+    [failure] = [
+        e for e in instance.all_logs(instance.get_runs(limit=1)[0].run_id)
+        if e.dagster_event and e.dagster_event.is_step_failure
+    ]
+    metadata = failure.dagster_event.step_failure_data.user_failure_data.metadata
+    table = metadata["convergence_ladder"].value
+    assert table.count("| fail |") == 3 and "| 0 | 0.95 | 10 | 20 |" in table
+    assert "| 2 | 0.99 | 12 | 40 |" in table
 
 
 def defs_channels(root):
@@ -61,6 +79,7 @@ def test_loosened_gates_pass_and_the_report_says_so(project, instance):
     html = (project / "storage/reports/sample/2023-05/attribution_report.html").read_text()
     assert 'id="diagnostics-status" class="status pass"' in html
     assert "Diagnostics passed" in html
+    assert '<p id="sampling" class="muted">Sampling: NUTS with target acceptance 0.85' in html
     export = json.loads(
         (project / "storage/assets/sample/parameter_export/2023-05-01.json").read_text()
     )
@@ -84,12 +103,13 @@ def test_cli_runs_are_the_code_locations_jobs_and_a_fit_reports_progress(project
     logs = instance.all_logs(fit.run_id)
     timed = [m for e in logs if (m := re.match(r"\[(\d+\.\d) s\] (.*)", e.user_message))]
     seconds = [float(m[1]) for m in timed]
-    first, compiling, compiled, *steps = [m[2] for m in timed]
+    first, compiling, compiled, *steps, rung = [m[2] for m in timed]
     assert first.startswith("fitting as of 2023-05: ") and first.endswith("; building model")
     assert " weeks (20" in first and "2 chains x 30 warm-up + 30 draws" in first
     assert compiling == "compiling the sampler"
     assert re.fullmatch(r"compiled \((JAX cache (hit|miss)|no JAX cache lookup)[^)]*\)", compiled)
     assert steps[0].startswith("warm-up: ") and steps[-1].startswith("sampling: 100% (30/30")
+    assert rung.startswith("rung 0 (target_accept 0.85, max_tree_depth 10, warm-up 30): passed")
     assert seconds == sorted(seconds) and seconds[0] < 1.0
 
 
@@ -100,8 +120,10 @@ def test_tightened_gates_block_and_are_read_per_run(project, instance):
     write_config(project, **{"model.gates": {**LOOSE_GATES, "min_ess_bulk": 10**7}})
     plan = pipeline_plan(SMALL_MONTHS, fit_months=["2023-05"])
     summary = execute_plan(defs, instance, plan, asset_config=SHORT_FIT, log_level="WARNING")
-    reasons = summary.failures()["stage 1 2023-05"]
-    assert any(r.startswith("posterior_trace.min_ess_bulk:") and "10000000" in r for r in reasons)
+    [reason] = summary.failures()["stage 1 2023-05"]
+    assert "failed its convergence gates (target_accept 0.85, max_tree_depth 10)" in reason
+    assert "fail 'bulk ESS >= threshold' (threshold 10000000" in reason
+    assert "raise model.draws" in reason  # too few draws: the ladder does not climb for it
     assert summary.skipped == ["stage 2 2023-05"]
     for asset in ("parameter_export", "budget_allocation", "attribution_report"):
         assert not instance.get_materialized_partitions(asset_key(asset)), asset

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow
     [
         ("meridian_national.yaml", "meridian", "2024-01"),
         ("robyn_weekly.yaml", "robyn", "2019-10"),
+        ("pymc_marketing_example.yaml", "pymc_marketing", "2021-08"),
     ],
 )
 def test_stage1_passes_the_gates_with_holdout_metrics(tmp_path, instance, config, dataset, month):

@@ -86,8 +86,27 @@ def check_history(root: Path, config: ProjectConfig, as_of_month: str) -> None:
         raise ContractError(problem)
 
 
-def validate_inputs(root: Path, config_file: Path) -> tuple[bool, list[str]]:
-    """(all good, report lines). Unreadable input is reported, not raised, month by month."""
+def _panel_checks(
+    panel: WeeklyPanel, config: ProjectConfig, name: str, prior_check: bool
+) -> tuple[list[str], list[str]]:
+    """(notes, problems) of the history and, when asked and the history suffices, of the
+    priors (a prior predictive check; it imports JAX, so only on request)."""
+    notes, problems = _history(panel, config, name)
+    if prior_check and not problems:
+        from conversionflow_dagster.core.model.prior_check import prior_check_lines
+
+        more_notes, problems = prior_check_lines(panel, config, name)
+        notes += more_notes
+    return notes, problems
+
+
+def validate_inputs(
+    root: Path, config_file: Path, prior_check: bool = False
+) -> tuple[bool, list[str]]:
+    """(all good, report lines). Unreadable input is reported, not raised, month by month.
+
+    ``prior_check`` adds a prior predictive check of each panel (see core/model/prior_check.py).
+    """
     config = load_config(config_file)
     allow = config.project.allow_paths_outside_root
 
@@ -115,7 +134,7 @@ def validate_inputs(root: Path, config_file: Path) -> tuple[bool, list[str]]:
                 continue
             problems += _format(name, panel_rules(panel))
             lines.append(f"{name}: {len(panel.frame)} weeks, {len(panel.channels)} channels")
-            notes, short = _history(panel, config, name)
+            notes, short = _panel_checks(panel, config, name, prior_check)
             lines += notes
             problems += short
         return not problems, lines + problems
@@ -157,7 +176,7 @@ def validate_inputs(root: Path, config_file: Path) -> tuple[bool, list[str]]:
             panel = build_panel_from_events(events, spend if use_spend else None, controls, config)
             problems += _format("weekly_panel", panel_rules(panel))
             lines.append(f"panel: {len(panel.frame)} weeks from {len(events)} months")
-            notes, short = _history(panel, config, "weekly_panel")
+            notes, short = _panel_checks(panel, config, "weekly_panel", prior_check)
             lines += notes
             problems += short
         except ConversionflowError as error:

@@ -12,7 +12,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from conversionflow_dagster.core.model.mmm import (
     mmm,
     prepare_inputs,
 )
+from conversionflow_dagster.core.model.priors import effective_priors
 from conversionflow_dagster.core.model.transforms import PARAMETERS
 
 # (done, total, phase): phase is "compiling", "compiled", "warmup" or "sampling"
@@ -44,6 +45,19 @@ BATCH_DRAWS = 500  # draws per batch when predicting from the posterior
 CHANNEL_SITES = ("beta", "media_effect", "media_slope", *PARAMETERS)
 DERIVED_SITES = ("beta", "media_effect", "intercept")  # deterministic sites of the model
 _STATS = ("diverging", "energy", "lp", "n_steps", "acceptance_rate", "step_size", "tree_depth")
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How NUTS moves: config ``model.target_accept``, ``max_tree_depth`` and ``dense_mass``.
+
+    A higher target acceptance takes smaller steps (fewer divergences, slower); a deeper tree
+    allows longer trajectories; a dense mass matrix adapts to correlated parameters.
+    """
+
+    target_accept: float = 0.85
+    max_tree_depth: int = 10
+    dense_mass: bool = True
 
 
 @dataclass
@@ -74,8 +88,7 @@ def fit_mmm(
     progress_callback: ProgressCallback | None = None,
     holdout_weeks: int = 0,
     target_name: str = "conversions",
-    target_accept_prob: float = 0.85,
-    dense_mass: bool = True,
+    sampler: SamplerSettings = SamplerSettings(),
     lift_tests: pd.DataFrame | None = None,
 ) -> FitResult:
     """Fit on the first T - holdout_weeks weeks; same inputs and seed give identical draws.
@@ -119,8 +132,9 @@ def fit_mmm(
     kernel = NUTS(
         model,
         init_strategy=init_strategy,
-        dense_mass=dense_mass,
-        target_accept_prob=target_accept_prob,
+        dense_mass=sampler.dense_mass,
+        target_accept_prob=sampler.target_accept,
+        max_tree_depth=sampler.max_tree_depth,
     )
     draws_out, stats, timings = _run_nuts(
         kernel, inputs, y, chains, warmup, draws, seed, progress_callback
@@ -163,6 +177,7 @@ def fit_mmm(
     idata.posterior.attrs.update(
         trace_attrs(spec, scales, channel_names, control_names, target_name)
     )
+    idata.posterior.attrs["sampler"] = json.dumps({**asdict(sampler), "warmup": warmup})
     if lift is not None:
         idata.posterior.attrs["lift_tests"] = json.dumps(lift.summary(channel_names))
     timings["postprocess_s"] = time.perf_counter() - t0
@@ -196,9 +211,11 @@ def trace_attrs(
     control_names: Sequence[str],
     target_name: str,
 ) -> dict[str, str]:
-    """What a reader of the NetCDF file needs to rebuild the model, as JSON strings."""
+    """What a reader of the NetCDF file needs to rebuild the model, as JSON strings; ``priors``
+    spells out the priors the fit used (defaults merged with the config's overrides)."""
     return {
         "model_spec": spec.to_json(),
+        "priors": json.dumps(effective_priors(spec, has_controls=bool(control_names))),
         "scales": scales.to_json(),
         "channel_names": json.dumps(list(channel_names)),
         "control_names": json.dumps(list(control_names)),

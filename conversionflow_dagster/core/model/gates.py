@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import arviz as az
 
@@ -12,6 +13,7 @@ from conversionflow_dagster.core.model.diagnostics import (
     ParameterRow,
     convergence_report,
 )
+from conversionflow_dagster.core.model.ladder import Rung
 from conversionflow_dagster.core.rules import CheckOutcome
 
 SHOWN = 8
@@ -25,6 +27,9 @@ NEXT_STEP = {
     "(--chains)",
     "min_ess_tail": "too few independent draws in the tails: raise model.draws (--draws) or "
     "model.chains (--chains)",
+    "divergences": "the sampler hit regions it cannot explore: raise model.target_accept (up "
+    "to 0.99) and model.warmup, keep model.convergence_ladder on, or tighten the priors "
+    "(model.priors, see docs/priors.md) of the parameters named by R-hat",
 }
 
 
@@ -88,12 +93,7 @@ def gate_outcomes(report: ConvergenceReport, gates: Gates) -> list[CheckOutcome]
             not bad.divergences,
             f"{report.divergences} divergent transition(s) after warm-up "
             f"(allowed: {gates.max_divergences})"
-            + (
-                "; the sampler hit regions it cannot explore: try another model.seed, more "
-                "model.warmup, or tighter priors (model.priors) on the channels named by R-hat"
-                if bad.divergences
-                else ""
-            ),
+            + (f"; {NEXT_STEP['divergences']}" if bad.divergences else ""),
             {"divergences": report.divergences},
         ),
     ]
@@ -101,3 +101,25 @@ def gate_outcomes(report: ConvergenceReport, gates: Gates) -> list[CheckOutcome]
 
 def trace_rules(idata: az.InferenceData, gates: Gates) -> list[CheckOutcome]:
     return gate_outcomes(convergence_report(idata), gates)
+
+
+def gate_failure_message(
+    report: ConvergenceReport, gates: Gates, tried: Sequence[Rung], kept: Path
+) -> str:
+    """Why a fit was refused, what the ladder tried, where the trace is, and what to do next."""
+    last = tried[-1]
+    climbed = (
+        f"after {len(tried)} fits of the convergence ladder (the last with target_accept "
+        f"{last.target_accept}, max_tree_depth {last.max_tree_depth}, warm-up {last.warmup})"
+        if len(tried) > 1
+        else f"(target_accept {last.target_accept}, max_tree_depth {last.max_tree_depth})"
+    )
+    failing = [o.description for o in gate_outcomes(report, gates) if not o.passed]
+    return "\n".join(
+        [
+            f"the fit failed its convergence gates {climbed}; nothing downstream runs:",
+            *(f"- {text}" for text in failing),
+            f"The refused trace is kept for inspection at {kept} (arviz.from_netcdf); the "
+            "month's previous trace, if any, is unchanged. Rerun the month after the change.",
+        ]
+    )

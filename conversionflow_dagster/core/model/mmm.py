@@ -30,15 +30,22 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 from numpyro.distributions import constraints
+from numpyro.distributions.transforms import (
+    AffineTransform,
+    ComposeTransform,
+    ExpTransform,
+    Transform,
+    biject_to,
+)
 from numpyro.distributions.util import promote_shapes, validate_sample
 from numpyro.infer import init_to_median
 
 from conversionflow_dagster.core.config import ModelSection
 from conversionflow_dagster.core.errors import ConfigError
 from conversionflow_dagster.core.model.calibration import LiftObservations
+from conversionflow_dagster.core.model.priors import PRIORS, prior_problems
 from conversionflow_dagster.core.model.transforms import (
     ADSTOCKS,
-    PARAMETERS,
     SATURATIONS,
     transform_parameters,
 )
@@ -52,29 +59,11 @@ _EPOCH = pd.Timestamp("1970-01-05")
 INIT_VALUE = "init_value"  # key of a site's `infer` dict holding its starting value
 
 # Prior families are fixed per site; their parameters (NumPyro names) can be overridden. The
-# transforms' priors (adstock, saturation) come from their registry, core/model/transforms.py.
+# table, with each prior's meaning, is core/model/priors.py (docs/priors.md).
 PRIOR_FAMILIES: dict[str, type[dist.Distribution]] = {
-    "intercept": dist.Normal,
-    "trend": dist.Normal,
-    "seasonality": dist.Normal,
-    "control_coef": dist.Normal,
-    "media_effect": dist.Gamma,  # mean proportional to the channel's spend share
-    **{name: getattr(dist, p.family) for name, p in PARAMETERS.items()},
-    "sigma": dist.HalfNormal,  # normal likelihood, scaled target units
-    "dispersion": dist.HalfNormal,  # negbinomial: 1 / sqrt(concentration)
-    "hurdle_shift": dist.Normal,  # hurdle: log multiplier of the rate in P(y > 0)
+    name: getattr(dist, p.family) for name, p in PRIORS.items()
 }
-DEFAULT_PRIORS: dict[str, dict[str, float]] = {
-    "intercept": {"loc": 0.5, "scale": 0.5},
-    "trend": {"loc": 0.0, "scale": 0.5},  # change of the baseline over the fit window
-    "seasonality": {"loc": 0.0, "scale": 0.2},
-    "control_coef": {"loc": 0.0, "scale": 0.5},
-    "media_effect": {"concentration": 2.0, "rate": 5.0},  # rate is divided by the share
-    **{name: dict(p.prior) for name, p in PARAMETERS.items()},
-    "sigma": {"scale": 0.2},
-    "dispersion": {"scale": 0.2},
-    "hurdle_shift": {"loc": 0.0, "scale": 1.0},
-}
+DEFAULT_PRIORS: dict[str, dict[str, float]] = {name: dict(p.default) for name, p in PRIORS.items()}
 
 
 @dataclass(frozen=True)
@@ -102,15 +91,9 @@ class ModelSpec:
             )
         if self.max_lag < 1 or self.fourier_order < 0 or self.period_weeks <= 0:
             raise ConfigError("max_lag must be >= 1, fourier_order >= 0 and period_weeks > 0")
-        for name, params in self.priors.items():
-            if name not in DEFAULT_PRIORS:
-                raise ConfigError(f"unknown prior {name!r}; known: {sorted(DEFAULT_PRIORS)}")
-            unknown = set(params) - set(DEFAULT_PRIORS[name])
-            if unknown:
-                raise ConfigError(
-                    f"prior {name!r}: unknown parameter(s) {sorted(unknown)}; "
-                    f"expected {sorted(DEFAULT_PRIORS[name])}"
-                )
+        problems = prior_problems(self.priors)
+        if problems:
+            raise ConfigError("; ".join(f"priors.{'.'.join(at)}: {msg}" for at, msg in problems))
 
     @property
     def saturation_params(self) -> tuple[str, ...]:
@@ -319,6 +302,53 @@ def lift_prediction(
     return beta[ch] * (s(gain * (x + dx)) - s(gain * x))
 
 
+class HillHalfSaturation(constraints.Constraint):
+    """``hill_k > 0``, moved by NUTS in ``z = (1 + n) log(mean_adstock / k)`` instead of log k.
+
+    Where the Hill curve is steep (large n) the data pin log k to about 1/n of what they do
+    where it is flat: a funnel in (log k, n) that diverged on channels with bursts of spend
+    (issue 14); scaled by 1 + n it is a band. The set is that of ``constraints.positive``, only
+    the bijection (and so its Jacobian) differs: the prior stays the Gamma on ``hill_k``.
+    ``mmm`` replays the model to constrain draws (it has deterministic sites), so a support
+    that depends on other sites is honoured there too.
+    """
+
+    def __init__(self, mean_adstock: jax.Array, n: jax.Array) -> None:
+        self.mean_adstock, self.n = mean_adstock, n
+
+    def __call__(self, x):
+        return x > 0
+
+    def feasible_like(self, prototype):
+        return jnp.broadcast_to(self.mean_adstock, jnp.shape(prototype))
+
+    def tree_flatten(self):
+        return (self.mean_adstock, self.n), (("mean_adstock", "n"), {})
+
+
+@biject_to.register(HillHalfSaturation)
+def _hill_half_saturation_bijection(constraint: HillHalfSaturation) -> Transform:
+    """z -> mean_adstock * exp(-z / (1 + n)); z = 0 is half saturation at the mean adstock."""
+    return ComposeTransform(
+        [
+            AffineTransform(0.0, -1.0 / (1.0 + constraint.n)),
+            ExpTransform(),
+            AffineTransform(0.0, constraint.mean_adstock),
+        ]
+    )
+
+
+def _sample_saturation(spec: ModelSpec, mean_adstock: jax.Array) -> dict[str, jax.Array]:
+    """The per-channel saturation sites (C,) with their priors; Hill's ``hill_n`` comes first,
+    as ``hill_k``'s sampler coordinate (:class:`HillHalfSaturation`) is scaled by it."""
+    if spec.saturation != "hill":
+        return {p: numpyro.sample(p, _prior(spec, p)) for p in spec.saturation_params}
+    n = numpyro.sample("hill_n", _prior(spec, "hill_n"))
+    k_prior = _prior(spec, "hill_k")
+    k_prior.support = HillHalfSaturation(mean_adstock, n)  # the same set, another bijection
+    return {"hill_k": numpyro.sample("hill_k", k_prior), "hill_n": n}
+
+
 def positive_rate(mu: jax.Array) -> jax.Array:
     """Smooth max(mu, 0) for the count rate (keeps gradients, unlike clipping)."""
     return jax.nn.softplus(RATE_SHARPNESS * mu) / RATE_SHARPNESS
@@ -412,11 +442,18 @@ def mmm(inputs: ModelInputs, spec: ModelSpec, y: jax.Array | None = None) -> Non
     ``level = intercept + sum(media_effect)`` and ``media_slope = beta * mean_t(a s'(a))``, the
     change of the average contribution per relative change of spend. Both get flat measures
     and the generative prior is added back with the Jacobian of the change of variables, so
-    the posterior is exactly that of the generative model.
+    the posterior is exactly that of the generative model. For a saturation whose registry
+    entry says ``sampled_scale="level"`` (Hill), ``media_slope = beta * mean_t(s(a))``, the
+    average contribution itself: what a flighted channel's on/off weeks identify; and Hill's
+    ``hill_k`` moves in ``(1 + n) log(mean adstock / k)`` (:class:`HillHalfSaturation`).
     """
     n_weeks, n_channels = inputs.spend.shape
     with numpyro.plate("channel", n_channels):
-        transform = {p: numpyro.sample(p, _prior(spec, p)) for p in spec.transform_params}  # (C,)
+        transform = {  # (C,) each
+            p: numpyro.sample(p, _prior(spec, p)) for p in ADSTOCKS[spec.adstock].param_names
+        }
+        adstocked = adstock(inputs.spend, transform, spec)  # (T, C)
+        transform |= _sample_saturation(spec, inputs.window @ adstocked)
         slope = numpyro.sample(
             "media_slope",
             dist.ImproperUniform(constraints.positive, (n_channels,), ()),
@@ -426,12 +463,15 @@ def mmm(inputs: ModelInputs, spec: ModelSpec, y: jax.Array | None = None) -> Non
         "level", dist.ImproperUniform(constraints.real, (), ()), infer={INIT_VALUE: jnp.ones(())}
     )
 
-    adstocked = adstock(inputs.spend, transform, spec)  # (T, C)
-    # s(a) and a * s'(a), both (T, C)
-    response, marginal = jax.jvp(
-        lambda a: saturation(a, transform, spec), (adstocked,), (adstocked,)
-    )
-    beta = numpyro.deterministic("beta", slope / jnp.maximum(inputs.window @ marginal, 1e-6))
+    if SATURATIONS[spec.saturation].sampled_scale == "level":
+        response = saturation(adstocked, transform, spec)  # (T, C)
+        slope_per_beta = inputs.window @ response  # (C,)
+    else:  # s(a) and a * s'(a), both (T, C)
+        response, marginal = jax.jvp(
+            lambda a: saturation(a, transform, spec), (adstocked,), (adstocked,)
+        )
+        slope_per_beta = inputs.window @ marginal
+    beta = numpyro.deterministic("beta", slope / jnp.maximum(slope_per_beta, 1e-6))
     effect = numpyro.deterministic("media_effect", beta * (inputs.window @ response))  # (C,)
     intercept = numpyro.deterministic("intercept", level - effect.sum())
     effect_prior = _prior(spec, "media_effect", rate=1.0 / inputs.spend_share)

@@ -68,6 +68,9 @@ class Saturation:
     numpy_curve: Callable[..., np.ndarray]
     numpy_slope: Callable[..., np.ndarray]
     to_money_units: Callable[..., tuple[np.ndarray, ...]]
+    # What the sampler's per-channel scale ``media_slope`` measures (see :func:`mmm.mmm`):
+    # "elasticity", beta * mean_t(a s'(a)), or "level", beta * mean_t(s(a)) (= media_effect).
+    sampled_scale: str = "elasticity"
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -141,12 +144,18 @@ def _logistic_to_money_units(scale: np.ndarray, lam: np.ndarray) -> tuple[np.nda
 
 
 def hill_saturation_jax(a: Any, k: Any, n: Any) -> Any:
-    """a^n / (k^n + a^n), with a finite gradient at a = 0 (weeks without adstock)."""
+    """a^n / (k^n + a^n) as sigmoid(n (log a - log k)); 0 with a finite gradient at a = 0.
+
+    In float32 ``(k / a)^n`` overflows in the last weeks of a carry-over tail (a ~ decay^lag
+    with a small decay), and its gradient is then NaN: NUTS saw that as divergences. The
+    sigmoid of the log-odds stays finite, with its gradient, for any a > 0.
+    """
+    import jax
     import jax.numpy as jnp
 
     positive = a > 0
-    safe_a = jnp.where(positive, a, 1.0)
-    return jnp.where(positive, 1.0 / (1.0 + (k / safe_a) ** n), 0.0)
+    log_a = jnp.log(jnp.where(positive, a, 1.0))
+    return jnp.where(positive, jax.nn.sigmoid(n * (log_a - jnp.log(k))), 0.0)
 
 
 def _hill_odds(a: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -240,6 +249,10 @@ SATURATIONS: dict[str, Saturation] = {
         numpy_curve=hill_saturation,
         numpy_slope=hill_slope,
         to_money_units=_hill_to_money_units,
+        # A flighted channel's data pin its average contribution, not its elasticity, and the
+        # elasticity / contribution ratio n (1 - s) bends with k and n: sampled in the
+        # elasticity, NUTS met a banana and diverged (issue 14).
+        sampled_scale="level",
     ),
 }
 

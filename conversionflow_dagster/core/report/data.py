@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from conversionflow_dagster.core.experiments.customer_value import DAYS_PER_MONT
 from conversionflow_dagster.core.experiments.customer_value import (
     TABLE_COLUMNS as CUSTOMER_VALUE_COLUMNS,
 )
+from conversionflow_dagster.core.model.priors import PRIORS, parameter_text
 from conversionflow_dagster.core.stats import hdi
 
 Target = Literal["conversions", "revenue"]
@@ -137,6 +138,11 @@ class ReportData:
     data_kind: DataKind = "journey"  # what the model saw: a journey log or a weekly panel
     min_uplift_probability: float = 0.9  # below this P(uplift > 0) a plan is not recommended
     objective: str = "mean"  # the allocation's objective (optimisation.objective)
+    # The priors the fit used (the trace's ``priors`` attribute: site -> distribution,
+    # parameters, source); None for a trace written before it was recorded.
+    priors: Mapping[str, Mapping[str, Any]] | None = None
+    # How the trace was sampled (NUTS settings, convergence ladder); None when not recorded.
+    sampling: str | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -560,6 +566,34 @@ def diagnostics_table(diagnostics: Mapping[str, float | bool | None], target: Ta
     )
 
 
+def priors_table(priors: Mapping[str, Mapping[str, Any]]) -> Table:
+    """The priors behind the posterior, one row per site: what a reader needs to judge how much
+    the figures lean on assumptions rather than data (docs/priors.md explains each)."""
+    rows = tuple(
+        {
+            "prior": name,
+            "distribution": str(prior["distribution"]),
+            "parameters": parameter_text(prior["parameters"]),
+            "source": str(prior["source"]),
+            "meaning": PRIORS[name].meaning if name in PRIORS else "",
+        }
+        for name, prior in priors.items()
+    )
+    return Table(
+        "priors",
+        "Priors",
+        _columns(
+            ("prior", "Prior"),
+            ("distribution", "Distribution"),
+            ("parameters", "Parameters"),
+            ("source", "Set by"),
+            ("meaning", "Meaning on the scaled data"),
+        ),
+        rows,
+        tuple(priors),
+    )
+
+
 def roas_table(roas: pd.DataFrame, target: Target) -> Table:
     """Return on ad spend per channel (target units per unit of money)."""
     rows = tuple(
@@ -720,10 +754,11 @@ class ReportTables:
     roas: Table
     lift_tests: Table | None = None
     customer_value: Table | None = None
+    priors: Table | None = None
 
     @property
     def all(self) -> tuple[Table, ...]:
-        optional = (self.lift_tests, self.customer_value)
+        optional = (self.lift_tests, self.customer_value, self.priors)
         return (
             self.headline,
             self.allocation,
@@ -751,6 +786,7 @@ def build_tables(data: ReportData) -> ReportTables:
             if data.customer_value is None
             else customer_value_table(data.customer_value, data.customer_value_horizon_days)
         ),
+        priors=None if data.priors is None else priors_table(data.priors),
     )
 
 

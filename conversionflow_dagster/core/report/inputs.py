@@ -20,6 +20,7 @@ import pandas as pd
 from conversionflow_dagster.core.allocation.response import ResponseModel
 from conversionflow_dagster.core.ingest.panel import WeeklyPanel
 from conversionflow_dagster.core.model.fitting import channel_contributions, crps, fit_metrics
+from conversionflow_dagster.core.model.ladder import sampling_sentence
 from conversionflow_dagster.core.parameter_export import ParameterExport
 from conversionflow_dagster.core.report.data import DataKind, ReportData
 from conversionflow_dagster.core.stats import hdi
@@ -257,6 +258,10 @@ def build_report_data(
         data_kind=data_kind,
         min_uplift_probability=min_uplift_probability,
         objective=str(allocation["objective"]),
+        sampling=sampling_sentence(idata.posterior.attrs),
+        priors=json.loads(idata.posterior.attrs["priors"])
+        if "priors" in idata.posterior.attrs
+        else None,
         assumptions=[
             f"The current outcome is the {target} observed over the last {horizon} weeks of the "
             "fit window; improvements are relative to it.",

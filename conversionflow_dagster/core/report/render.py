@@ -120,6 +120,8 @@ def report_meta(data: ReportData) -> dict[str, MetaValue]:
         "min_uplift_probability": float(data.min_uplift_probability),
         "recommended": data.recommended,
     }
+    if data.sampling is not None:
+        meta["sampling"] = data.sampling
     if data.customer_value is not None and data.customer_value_horizon_days is not None:
         meta["customer_value_horizon_days"] = int(data.customer_value_horizon_days)
     return meta
@@ -278,6 +280,7 @@ def render_html(data: ReportData) -> str:
         tables={
             "lift_tests": None,
             "customer_value": None,
+            "priors": None,
             **{t.name: _table_view(t, data.currency) for t in tables.all},
         },
         has_calibration=tables.lift_tests is not None
