@@ -1,18 +1,22 @@
-"""Markets benchmark: one month of Meridian's 20-market panel fitted (a) one market at a time
-and (b) on a dask.distributed cluster of N single-threaded workers, through real Dagster runs.
+"""Markets benchmark: one month of Meridian's 20-market panel fitted (a) one market at a time,
+(b) on a dask.distributed cluster of N single-threaded workers and (c) as one hierarchical
+model of every market, through real Dagster runs.
 
     python benchmarks/bench_markets.py                       # 20 markets, 2 workers, 1 repeat
-    python benchmarks/bench_markets.py --markets 6 --repeats 3
+    python benchmarks/bench_markets.py --markets 6 --repeats 3 --modes one_at_a_time pooled
 
-Both modes run the same work from the same fresh project copy: each market's panel, then
-``stage1_job`` (fit, convergence checks, parameter export) for every market x month partition,
-with the shipped ``configs/meridian_geo.yaml`` settings (4 chains x 1000 + 1000 per market).
-(a) is ``conversionflow run --stage1-only``: runs one after another in one process. (b) starts a
-scheduler and the workers on loopback and submits one ``dagster job execute`` run per market
-with ``CONVERSIONFLOW_EXECUTOR=dask``; a few runs are in flight at once so every worker has a
-fit to do. Peak memory is the largest sum of RSS over every process the mode started, sampled
-every 0.2 s. Each mode starts with a JAX compilation cache warmed by one untimed fit, as a
-monthly refit would find it.
+Every mode runs the same work from the same fresh project copy: each market's panel, then the
+fit, its convergence checks and every market's parameter export for the month, with the
+shipped ``configs/meridian_geo.yaml`` settings (4 chains x 1000 + 1000).
+(a) is ``conversionflow run --stage1-only`` with ``model.markets: independent``: one fit per
+market, one after another in one process. (b) starts a scheduler and the workers on loopback
+and submits one ``dagster job execute`` run per market with ``CONVERSIONFLOW_EXECUTOR=dask``; a
+few runs are in flight at once so every worker has a fit to do. (c) is the same command with
+``model.markets: hierarchical``: one pooled fit, then the exports. Peak memory is the largest
+sum of RSS over every process the mode started, sampled every 0.2 s. (a) and (b) start with a
+JAX compilation cache warmed by one untimed fit, as a monthly refit would find it; (c) compiles
+its own program in its first repeat and starts warm in later ones. For hold-out accuracy and
+calibration of the two model forms see bench_pooling.py.
 """
 
 from __future__ import annotations
@@ -82,13 +86,21 @@ class PeakMemory:
         self._thread.join()
 
 
-def make_project(workdir: Path, markets: list[str], cache: Path, fits_at_once: int = 1) -> Path:
-    """A fresh project root: the geo data, the geo config cut to ``markets``, a warm cache, and
-    an instance whose ``mcmc`` pool lets ``fits_at_once`` fits run together."""
+def make_project(
+    workdir: Path,
+    markets: list[str],
+    cache: Path,
+    fits_at_once: int = 1,
+    fitted: str = "independent",
+) -> Path:
+    """A fresh project root: the geo data, the geo config cut to ``markets`` and fitted
+    ``independent``-ly or ``hierarchical``-ly, a warm cache, and an instance whose ``mcmc`` pool
+    lets ``fits_at_once`` fits run together."""
     root = Path(tempfile.mkdtemp(dir=workdir))
     shutil.copytree(ROOT / "data/public/meridian", root / "data/public/meridian")
     config = yaml.safe_load((ROOT / "configs/meridian_geo.yaml").read_text())
     config["project"]["markets"] = markets
+    config["model"]["markets"] = fitted
     (root / "configs").mkdir()
     (root / "configs/geo.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (root / "storage/home").mkdir(parents=True)
@@ -136,6 +148,19 @@ def one_at_a_time(workdir: Path, markets: list[str], cache: Path) -> dict:
     with PeakMemory() as peak:
         conversionflow_run(root, markets, peak)
     return {"wall_s": time.perf_counter() - started, "peak_rss_mb": peak.peak / 2**20}
+
+
+def pooled(workdir: Path, markets: list[str], cache: Path) -> dict:
+    """Every market in one hierarchical fit (``model.markets: hierarchical``), its export
+    per market. Its program differs from a single market's: the first repeat compiles it, and
+    later repeats start from the cache that repeat left (``cache`` is updated in place)."""
+    root = make_project(workdir, markets, cache, fitted="hierarchical")
+    started = time.perf_counter()
+    with PeakMemory() as peak:
+        conversionflow_run(root, markets, peak)
+    wall = time.perf_counter() - started
+    shutil.copytree(root / "storage/jax_cache", cache, dirs_exist_ok=True)
+    return {"wall_s": wall, "peak_rss_mb": peak.peak / 2**20}
 
 
 def free_port() -> int:
@@ -235,22 +260,31 @@ def main() -> None:
     parser.add_argument("--markets", type=int, default=20, help="first N markets of the config")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=["one_at_a_time", "distributed", "pooled"],
+        default=["one_at_a_time", "distributed", "pooled"],
+        help="the first is the reference of the wall-time ratios",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/markets.json")
     args = parser.parse_args()
     config = yaml.safe_load((ROOT / "configs/meridian_geo.yaml").read_text())
     markets = config["project"]["markets"][: args.markets]
 
-    runs: dict[str, list[dict]] = {"one_at_a_time": [], "distributed": []}
+    runs: dict[str, list[dict]] = {mode: [] for mode in args.modes}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         cache = warm_cache(workdir, markets[0])
+        pooled_cache = workdir / "pooled_cache"
+        shutil.copytree(cache, pooled_cache)
         for repeat in range(args.repeats):
-            order = ["one_at_a_time", "distributed"]
-            if repeat % 2:
-                order.reverse()
+            order = list(args.modes) if repeat % 2 == 0 else list(reversed(args.modes))
             for mode in order:
                 if mode == "one_at_a_time":
                     out = one_at_a_time(workdir, markets, cache)
+                elif mode == "pooled":
+                    out = pooled(workdir, markets, pooled_cache)
                 else:
                     out = distributed(workdir, markets, cache, args.workers)
                 runs[mode].append(out)
@@ -260,21 +294,22 @@ def main() -> None:
         mode: {key: statistics.median(r[key] for r in results) for key in results[0]}
         for mode, results in runs.items()
     }
-    ratio = medians["one_at_a_time"]["wall_s"] / medians["distributed"]["wall_s"]
+    reference = medians[args.modes[0]]["wall_s"]
     print(f"{len(markets)} markets, month {MONTH}, medians of {args.repeats} repeat(s)")
-    print("mode | wall s | s per market | peak RSS MB")
+    print(f"mode | wall s | s per market | peak RSS MB | wall / {args.modes[0]}")
+    labels = {"distributed": f"dask, {args.workers} workers", "pooled": "pooled (hierarchical)"}
     for mode, row in medians.items():
-        label = mode if mode == "one_at_a_time" else f"dask, {args.workers} workers"
         per_market = row["wall_s"] / len(markets)
-        print(f"{label} | {row['wall_s']:.1f} | {per_market:.1f} | {row['peak_rss_mb']:.0f}")
-    print(f"wall time one at a time / distributed: {ratio:.2f}x")
+        print(
+            f"{labels.get(mode, mode)} | {row['wall_s']:.1f} | {per_market:.1f} | "
+            f"{row['peak_rss_mb']:.0f} | {row['wall_s'] / reference:.2f}"
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "markets": markets,
         "month": MONTH,
         "workers": args.workers,
         "medians": medians,
-        "wall_ratio": ratio,
         "runs": runs,
     }
     args.output.write_text(json.dumps(report, indent=2))

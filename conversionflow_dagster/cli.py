@@ -141,33 +141,36 @@ def prepare_test_mode(root: Path) -> tuple[Path, Path]:
 
 
 def run_plan(
-    args: argparse.Namespace, months: list[str], root: Path, project_key: str, markets: list[str]
+    args: argparse.Namespace,
+    months: list[str],
+    root: Path,
+    project_key: str,
+    markets: list[str],
+    pooled: bool = False,
 ):
-    """Which runs the flags ask for."""
+    """Which runs the flags ask for; ``pooled``: the markets are fitted together."""
     if args.total_budget is not None and not markets:
         raise UsageError(
             "--total-budget: splits a budget across project.markets, and this project has "
             "none; use --budget"
         )
-    if args.markets:
-        unknown = [m for m in args.markets if m not in markets]
-        if unknown:
-            listed = ", ".join(markets) if markets else "none: project.markets is empty"
-            raise UsageError(
-                f"--markets: {', '.join(unknown)} not in project.markets (it lists {listed})"
-            )
-        markets = args.markets
+    selected = args.markets or []
+    unknown = [m for m in selected if m not in markets]
+    if unknown:
+        listed = ", ".join(markets) if markets else "none: project.markets is empty"
+        raise UsageError(
+            f"--markets: {', '.join(unknown)} not in project.markets (it lists {listed})"
+        )
     from conversionflow_dagster.runner import pipeline_plan
 
+    layout = {"markets": markets, "pooled": pooled, "selected": selected}
     if args.stage2_only:
-        month = args.month_to or latest_export_month(root, project_key, markets)
+        month = args.month_to or latest_export_month(root, project_key, selected or markets)
         if month is None:
             raise SystemExit("error: --stage2-only needs a stored parameter export; run stage 1")
-        return pipeline_plan([], fit_months=[month], ingest=False, stage1=False, markets=markets)
+        return pipeline_plan([], fit_months=[month], ingest=False, stage1=False, **layout)
     fit_months = {"none": [], "last": months[-1:], "all": months}[args.fit]
-    return pipeline_plan(
-        months, fit_months=fit_months, stage2=not args.stage1_only, markets=markets
-    )
+    return pipeline_plan(months, fit_months=fit_months, stage2=not args.stage1_only, **layout)
 
 
 def _config_file(root: Path, given: str | None) -> Path:
@@ -332,7 +335,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.holdout_weeks is None:
                 raise
             raise UsageError(f"--holdout-weeks {args.holdout_weeks}: {error}") from None
-    plan = run_plan(args, months, root, config.project.key, list(config.project.markets))
+    markets = list(config.project.markets)
+    plan = run_plan(args, months, root, config.project.key, markets, config.pools_markets)
     if args.mode != "test" and args.sample and _sample_missing(root):
         print("generating the sample data (first run only) ...", flush=True)
         cmd_generate(_parser().parse_args(["generate"]))
@@ -626,7 +630,9 @@ def _parser() -> argparse.ArgumentParser:
         "--markets",
         nargs="+",
         metavar="MARKET",
-        help="with project.markets: fit and allocate only these markets (default: all)",
+        help="with project.markets: only these markets (default: all): their exports, "
+        "allocations and reports, and with model.markets: independent their fits (a "
+        "hierarchical fit always pools every market)",
     )
     stages = run.add_mutually_exclusive_group()
     stages.add_argument(

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from conversionflow_dagster import settings
-from conversionflow_dagster.asset_names import CAMPAIGN_LIFT_TESTS, RAW_EVENTS
+from conversionflow_dagster.asset_names import CAMPAIGN_LIFT_TESTS, POSTERIOR_TRACE, RAW_EVENTS
 from conversionflow_dagster.assets.allocation import GROUP as ALLOCATION
 from conversionflow_dagster.assets.allocation import MARKETS_GROUP as MARKETS
 from conversionflow_dagster.assets.allocation import build_allocation_assets
@@ -44,18 +44,34 @@ IO_MANAGERS = {
 }
 
 
-def pipeline_jobs(markets: bool = False, project_key: str = "") -> list:
+def pipeline_jobs(markets: bool = False, project_key: str = "", pooled: bool = False) -> list:
     """Jobs per stage, as the original tool's flags split the work, and the whole pipeline.
 
     A job runs one partition, so with markets (panel per market, fits per market x month) the
     panel stays out of the fitting jobs and the cross-market allocation has a job of its own.
+    With ``pooled`` markets the fit (one per month, every market) has its own job too, and
+    stage 1 and the full pipeline start from the month's stored pooled trace.
     Every run of them is tagged with the project's key.
     """
     tags = {settings.PROJECT_TAG: project_key} if project_key else None
     ingest = dg.AssetSelection.groups(INGEST, EXPERIMENTS)
-    stage1 = (
-        dg.AssetSelection.groups(MODEL) if markets else ingest | dg.AssetSelection.groups(MODEL)
-    )
+    model = dg.AssetSelection.groups(MODEL)
+    fit = []
+    if pooled:
+        trace = dg.AssetSelection.assets(
+            dg.AssetKey([project_key, POSTERIOR_TRACE]) if project_key else POSTERIOR_TRACE
+        )
+        model = model - trace
+        fit = [
+            dg.define_asset_job(
+                "pooled_fit_job",
+                selection=trace,
+                description="One month's hierarchical fit of every market at once (the "
+                "posterior trace); stage1_job then exports each market's parameters from it.",
+                tags=tags,
+            )
+        ]
+    stage1 = model if markets else ingest | model
     # The report reads the lift tests and customer value: seconds to rebuild, so stage 2 does.
     stage2 = dg.AssetSelection.groups(EXPERIMENTS, ALLOCATION, REPORT)
     across = [
@@ -66,8 +82,14 @@ def pipeline_jobs(markets: bool = False, project_key: str = "") -> list:
             tags=tags,
         )
     ]
+    stage1_text = (
+        "One market's parameter export for the month, from the month's pooled trace."
+        if pooled
+        else "Ingest, fit the model as of the month, export its parameters."
+    )
     return [
         *(across if markets else []),
+        *fit,
         dg.define_asset_job(
             "ingest_job",
             selection=ingest,
@@ -75,12 +97,7 @@ def pipeline_jobs(markets: bool = False, project_key: str = "") -> list:
             "customer value.",
             tags=tags,
         ),
-        dg.define_asset_job(
-            "stage1_job",
-            selection=stage1,
-            description="Ingest, fit the model as of the month, export its parameters.",
-            tags=tags,
-        ),
+        dg.define_asset_job("stage1_job", selection=stage1, description=stage1_text, tags=tags),
         dg.define_asset_job(
             "stage2_job",
             selection=stage2,
@@ -91,7 +108,9 @@ def pipeline_jobs(markets: bool = False, project_key: str = "") -> list:
         dg.define_asset_job(
             "full_pipeline_job",
             selection=stage1 | stage2,
-            description="Everything, for one month.",
+            description="Everything after the pooled fit, for one market and month."
+            if pooled
+            else "Everything, for one month.",
             tags=tags,
         ),
     ]
@@ -134,7 +153,7 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
         *build_report_assets(parts, extras),
     ]
     key = config.project.key
-    jobs = pipeline_jobs(markets=parts.markets is not None, project_key=key)
+    jobs = pipeline_jobs(markets=parts.markets is not None, project_key=key, pooled=parts.pooled)
     full_job = jobs[-1]
     automation = (
         [monthly_schedule(full_job, monthly)] if RAW_EVENTS in names else [],
@@ -142,7 +161,7 @@ def build_definitions(root: Path | None = None, config_file: Path | None = None)
     )
     checks = [
         *build_ingest_checks(names, parts),
-        *build_trace_checks(parts.fit),
+        *build_trace_checks(parts.trace),
         *build_allocation_checks(parts),
     ]
     assets_dir = str(settings.assets_dir(root))

@@ -1,8 +1,10 @@
-"""Partitions: months of data, and optionally markets fitted independently (market x month).
+"""Partitions: months of data, and optionally markets (market x month).
 
 Everything from the fit on is partitioned by month, or by market x month when the config lists
-markets; the weekly panel is then partitioned by market. Assets read the month and the market
-from a partition key with :func:`month_of` and :func:`market_of`, whichever the layout.
+markets; the weekly panel is then partitioned by market. A hierarchical fit of the markets is
+the exception: one trace per month holds every market, which each market's export and report
+read through the month. Assets read the month and the market from a partition key with
+:func:`month_of` and :func:`market_of`, whichever the layout.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import dagster as dg
 
 from conversionflow_dagster.core.config import ProjectConfig
 from conversionflow_dagster.core.months import next_month_start
+from conversionflow_dagster.io_managers import BY_PARTITION
 
 MARKET = "market"
 MONTH = "month"
@@ -39,8 +42,21 @@ class PipelinePartitions:
     """How each stage is partitioned for one config."""
 
     monthly: dg.MonthlyPartitionsDefinition  # raw data months
-    fit: dg.PartitionsDefinition  # the fit and everything after it
+    fit: dg.PartitionsDefinition  # the export and everything after it (and the fit, unpooled)
     markets: dg.StaticPartitionsDefinition | None = None  # the weekly panel, per market
+    pooled: bool = False  # every market in one hierarchical fit per month
+
+    @property
+    def trace(self) -> dg.PartitionsDefinition:
+        """The posterior trace's partitions: months when the markets are pooled, else ``fit``."""
+        return self.monthly if self.pooled else self.fit
+
+    @property
+    def trace_input(self) -> dg.AssetIn:
+        """How a fit-partitioned asset reads the trace: its month's pooled trace, or its own."""
+        if not self.pooled:
+            return dg.AssetIn()
+        return dg.AssetIn(partition_mapping=dimension_mapping(MONTH))
 
     @property
     def panel_input(self) -> dg.AssetIn:
@@ -49,6 +65,17 @@ class PipelinePartitions:
             return dg.AssetIn()
         return dg.AssetIn(partition_mapping=dimension_mapping(MARKET))
 
+    @property
+    def trace_panel_input(self) -> dg.AssetIn:
+        """How the trace reads the weekly panel: a pooled fit reads every market's, as
+        {market: panel} even for one market, and tells the markets without one itself."""
+        if not self.pooled:
+            return self.panel_input
+        return dg.AssetIn(
+            partition_mapping=dg.AllPartitionMapping(),
+            metadata={BY_PARTITION: True, "allow_missing_partitions": True},
+        )
+
 
 def pipeline_partitions(config: ProjectConfig) -> PipelinePartitions:
     monthly = monthly_partitions(config)
@@ -56,7 +83,7 @@ def pipeline_partitions(config: ProjectConfig) -> PipelinePartitions:
         return PipelinePartitions(monthly, monthly)
     markets = dg.StaticPartitionsDefinition(list(config.project.markets))
     fit = dg.MultiPartitionsDefinition({MARKET: markets, MONTH: monthly})
-    return PipelinePartitions(monthly, fit, markets)
+    return PipelinePartitions(monthly, fit, markets, pooled=config.pools_markets)
 
 
 def month_key(month: str) -> str:

@@ -79,12 +79,18 @@ def pipeline_plan(
     stage1: bool = True,
     stage2: bool = True,
     markets: Sequence[str] = (),
+    pooled: bool = False,
+    selected: Sequence[str] = (),
 ) -> list[PlannedRun]:
     """Ingest ``months`` one run each, rebuild the panel, then fit/allocate per ``fit_months``.
 
     With ``markets`` (the panel route's market x month layout) the panel, the fit and the
     allocation run per market, and each fit month ends with the cross-market allocation.
+    ``pooled`` markets are fitted together, once per month ("stage 1 <month>"), before each
+    market's export; ``selected`` limits the per-market runs to those markets (all when
+    empty), though a pooled fit still reads every market's panel, so each is rebuilt.
     """
+    chosen = [m for m in markets if m in selected] if selected else list(markets)
     plan: list[PlannedRun] = []
     if ingest:
         plan += [PlannedRun(f"ingest {m}", MONTHLY_ASSETS, m) for m in months]
@@ -92,7 +98,7 @@ def pipeline_plan(
         months_done = tuple(r.name for r in plan)
         plan += [
             PlannedRun(_named("panel", m), PANEL_ASSETS, None, months_done, m)
-            for m in markets or [None]
+            for m in (markets if pooled else chosen) or [None]
         ]
     # Read by the fit (calibration) and the report; cheap, so rebuilt whenever they are.
     if (ingest and panel) or fit_months:
@@ -102,11 +108,18 @@ def pipeline_plan(
         plan.append(PlannedRun(CUSTOMER_VALUE_RUN, (CUSTOMER_VALUE,), None, needs))
     for month in fit_months:
         fits = []
-        for market in markets or [None]:
+        pooled_fit = ()
+        if pooled and stage1:
+            pooled_fit = (f"stage 1 {month}",)
+            panels = tuple(_named("panel", m) for m in markets)
+            needs = (*panels, LIFT_TESTS_RUN) if ingest and panel else ()
+            plan.append(PlannedRun(pooled_fit[0], (POSTERIOR_TRACE,), month, needs))
+        for market in chosen or [None]:
             needs = (_named("panel", market), LIFT_TESTS_RUN) if ingest and panel else ()
             if stage1:
                 name = _named(f"stage 1 {month}", market)
-                plan.append(PlannedRun(name, STAGE1_ASSETS, month, needs, market))
+                assets = (PARAMETER_EXPORT,) if pooled else STAGE1_ASSETS
+                plan.append(PlannedRun(name, assets, month, (*needs, *pooled_fit), market))
                 needs, fits = (name,), [*fits, name]
             if stage2:
                 name = _named(f"stage 2 {month}", market)

@@ -18,8 +18,10 @@ from conversionflow_dagster.asset_names import (
     CAMPAIGN_LIFT_TESTS,
     CUSTOMER_VALUE,
     PARAMETER_EXPORT,
+    POSTERIOR_TRACE,
     WEEKLY_PANEL,
 )
+from conversionflow_dagster.assets.model import market_view
 from conversionflow_dagster.core.ingest.panel import WeeklyPanel
 from conversionflow_dagster.partitions import PipelinePartitions, market_of, month_of
 from conversionflow_dagster.resources import ProjectResource, with_overrides
@@ -85,7 +87,11 @@ def build_report_assets(
     @dg.asset(
         name=ATTRIBUTION_REPORT,
         partitions_def=parts.fit,
-        ins={WEEKLY_PANEL: parts.panel_input, **{name: dg.AssetIn() for name in extras}},
+        ins={
+            WEEKLY_PANEL: parts.panel_input,
+            POSTERIOR_TRACE: parts.trace_input,
+            **{name: dg.AssetIn() for name in extras},
+        },
         group_name=GROUP,
         kinds={"html", "csv", "json"},
     )
@@ -115,7 +121,7 @@ def build_report_assets(
             project=settings_.project.name,
             allocation=budget_allocation,
             export=parameter_export,
-            idata=posterior_trace,
+            idata=market_view(posterior_trace, context.partition_key),
             panel=weekly_panel,
             target=settings_.model.target,
             attributable_share=share,

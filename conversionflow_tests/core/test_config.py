@@ -154,3 +154,20 @@ def test_window_weeks_defaults_to_every_week():
     doc["model"]["window_weeks"] = 10
     with pytest.raises(ConfigError, match=r"model\.window_weeks: .*greater than or equal to 26"):
         parse_config(doc)
+
+
+def test_markets_are_pooled_by_default_and_the_mass_matrix_follows_the_fit():
+    geo = load_config(REPO / "configs" / "meridian_geo.yaml")
+    assert geo.model.markets == "hierarchical" and geo.pools_markets
+    assert geo.model.dense_mass is None
+    assert geo.model.dense_mass_for(pooled=True) is False  # diagonal: hundreds of parameters
+    assert geo.model.dense_mass_for(pooled=False) is True
+    document = yaml.safe_load((REPO / "configs" / "meridian_geo.yaml").read_text())
+    document["model"].update(markets="independent", dense_mass=True)
+    independent = parse_config(document)
+    assert not independent.pools_markets
+    assert independent.model.dense_mass_for(pooled=True) is True  # as configured
+    assert not load_config(REPO / "configs" / "default.yaml").pools_markets  # no markets
+    document["model"]["markets"] = "pooled"
+    with pytest.raises(ConfigError, match=r"model\.markets: .*'independent' or 'hierarchical'"):
+        parse_config(document)

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from conversionflow_dagster.core.config import load_config
+from conversionflow_dagster.core.config import load_config, parse_config
+from conversionflow_dagster.core.ingest.panel import build_panel_from_file
 from conversionflow_dagster.core.synthetic.events import (
     ORGANIC_TOUCHPOINTS,
     REPEAT_TOUCHPOINT,
@@ -20,6 +22,11 @@ from conversionflow_dagster.core.synthetic.events import (
     simulate,
     true_customer_value,
     write_sample,
+)
+from conversionflow_dagster.core.synthetic.markets import (
+    contribution_shares,
+    markets_frame,
+    simulate_markets,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -186,3 +193,73 @@ def test_truth_file_describes_the_parameters(tmp_path):
 def test_spec_is_validated():
     with pytest.raises(ValueError, match="must be a Monday"):
         SyntheticSpec(start=dt.date(2023, 1, 3))
+
+
+def test_simulated_markets_are_deterministic_per_seed():
+    a, b = simulate_markets(n_weeks=40, seed=1), simulate_markets(n_weeks=40, seed=1)
+    c = simulate_markets(n_weeks=40, seed=2)
+    for name in a.panels:
+        for field in ["spend", "target", "controls", "contributions", "mu", "decay"]:
+            assert np.array_equal(getattr(a.panels[name], field), getattr(b.panels[name], field))
+        assert not np.array_equal(a.panels[name].spend, c.panels[name].spend)
+        assert not np.array_equal(a.panels[name].target, c.panels[name].target)
+    for key in a.population:
+        assert np.array_equal(a.population[key], b.population[key])
+        assert not np.array_equal(a.population[key], c.population[key])
+
+
+def test_markets_differ_in_size_but_share_one_process():
+    markets = simulate_markets()
+    names = list(markets.panels)
+    assert names == [f"M{m:02d}" for m in range(8)]
+    sizes = np.array([markets.panels[n].mu.mean() for n in names])
+    assert (np.diff(sizes) < 0).all() and sizes[0] / sizes[-1] > 30  # largest first
+    pop = markets.population
+    assert set(pop) == {"adstock_decay", "saturation_lam", "effect_per_share"}
+    assert set(markets.market_sd) == set(pop)
+    assert ((pop["adstock_decay"] > 0.15) & (pop["adstock_decay"] < 0.6)).all()
+    deviations = []
+    for name, panel in markets.panels.items():
+        assert contribution_shares(panel).sum() == pytest.approx(1.0, abs=1e-12)
+        spend_share = panel.spend.sum(0) / panel.spend.sum()
+        realised = panel.contributions.mean(0) / panel.mu.mean() / spend_share
+        np.testing.assert_allclose(realised, markets.effect_per_share[name], rtol=1e-9)
+        media = panel.contributions.sum() / panel.mu.sum()
+        assert 0.1 < media < 0.7  # media is a sizeable minority of every market's sales
+        deviations.append(np.log(markets.effect_per_share[name] / pop["effect_per_share"]))
+    # market deviations spread around the population median as documented
+    assert np.std(deviations) == pytest.approx(markets.market_sd["effect_per_share"], rel=0.4)
+    assert abs(np.mean(deviations)) < 0.15
+
+
+def test_hill_markets_carry_hill_truth():
+    markets = simulate_markets(n_markets=3, n_weeks=30, saturation="hill", likelihood="normal")
+    assert {"hill_k", "hill_n"} <= set(markets.population) and "saturation_lam" not in (
+        markets.population
+    )
+    assert {"hill_k", "hill_n"} <= set(markets.market_sd)
+    for panel in markets.panels.values():
+        assert set(panel.saturation) == {"hill_k", "hill_n"}
+        assert (panel.target % 1 != 0).any()  # normal noise, not counts
+    with pytest.raises(ValueError, match="negbinomial"):
+        simulate_markets(likelihood="negbinomial")
+
+
+def test_markets_frame_reads_through_the_meridian_geo_config(tmp_path):
+    markets = simulate_markets(n_markets=3, n_weeks=60, n_channels=4, seed=5)
+    frame = markets_frame(markets)
+    assert len(frame) == 3 * 60 and list(frame["geo"].unique()) == ["M00", "M01", "M02"]
+    numbers = frame.drop(columns=["geo", "time"])
+    assert all(pd.api.types.is_numeric_dtype(t) for t in numbers.dtypes)
+    path = tmp_path / "markets.csv"
+    frame.to_csv(path, index=False)
+    document = yaml.safe_load((REPO / "configs" / "meridian_geo.yaml").read_text())
+    document["project"]["markets"] = list(markets.panels)
+    document["sources"]["panel"]["path"] = str(path)
+    config = parse_config(document)
+    truth = markets.panels["M01"]
+    panel = build_panel_from_file(path, config, market="M01")
+    assert list(panel.frame.index) == list(truth.week_start)
+    np.testing.assert_allclose(panel.spend().to_numpy(), truth.spend, rtol=1e-12)
+    np.testing.assert_allclose(panel.frame["conversions"], truth.target, rtol=1e-12)
+    assert panel.frame.filter(like="control__").to_numpy().tolist() == truth.controls.tolist()

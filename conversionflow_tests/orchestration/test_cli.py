@@ -136,6 +136,7 @@ def test_sampler_flags_reach_the_trace(cli_project, capfd):
     trace = load_trace(cli_project / f"storage/assets/sample/posterior_trace/{LAST}-01.nc")
     assert dict(trace.posterior.sizes)["chain"] == 3  # the config says 2
     assert dict(trace.posterior.sizes)["draw"] == 30
+    assert json.loads(trace.posterior.attrs["sampling_layout"])["device"] == "cpu"  # no GPU here
     assert json.loads(trace.posterior.attrs["model_spec"])["likelihood"] == "hurdle_poisson"
     assert "iterations per chain" in capfd.readouterr().err  # --log-level INFO shows progress
     assert dict(trace.predictions.sizes)["holdout_week"] == 4  # the config holds out none
@@ -143,6 +144,8 @@ def test_sampler_flags_reach_the_trace(cli_project, capfd):
         [record] = instance.fetch_materializations(asset_key("posterior_trace"), limit=1).records
     metadata = record.asset_materialization.metadata
     assert metadata["holdout_crps"].value > 0 and metadata["holdout_mape"].value > 0
+    ran = (metadata["device"].value, metadata["chains"].value, metadata["draws"].value)
+    assert ran == ("cpu", 3, 30)  # what actually ran, as the trace holds it
 
     code = main(
         [

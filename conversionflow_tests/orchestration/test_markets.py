@@ -1,6 +1,8 @@
-"""Markets: Meridian's 20-geo panel as a market x month partition space, fitted per market."""
+"""Markets: Meridian's 20-geo panel as a market x month partition space, fitted per market or
+as one hierarchical model per month."""
 
 import json
+import logging
 import shutil
 
 import dagster as dg
@@ -15,8 +17,9 @@ from conversionflow_dagster.core.allocation.optimiser import allocate_scenarios
 from conversionflow_dagster.core.config import load_config
 from conversionflow_dagster.core.errors import ContractError, InputDataError
 from conversionflow_dagster.core.ingest.panel import build_panel_from_file
+from conversionflow_dagster.core.model.fitting import load_trace
 from conversionflow_dagster.core.parameter_export import read_export
-from conversionflow_dagster.runner import execute_plan, pipeline_plan
+from conversionflow_dagster.runner import PlannedRun, execute_plan, pipeline_plan
 from conversionflow_tests.conftest import REPO, asset_key
 
 GEO_FILE = REPO / "data/public/meridian/geo_media.csv"
@@ -24,11 +27,12 @@ MONTH = "2024-01"
 MARKETS = ["Geo0", "Geo7"]
 
 
-def geo_project(root, markets=MARKETS, **model):
-    """A project with the geo dataset and configs/meridian_geo.yaml cut to ``markets``."""
+def geo_project(root, geos=MARKETS, **model):
+    """A project with the geo dataset and configs/meridian_geo.yaml cut to ``geos``, with
+    ``model`` laid over its model section."""
     shutil.copytree(REPO / "data/public/meridian", root / "data/public/meridian")
     document = yaml.safe_load((REPO / "configs/meridian_geo.yaml").read_text())
-    document["project"]["markets"] = list(markets)
+    document["project"]["markets"] = list(geos)
     document["model"].update(model)
     path = root / "configs/geo.yaml"
     path.parent.mkdir(parents=True)
@@ -37,7 +41,7 @@ def geo_project(root, markets=MARKETS, **model):
 
 
 def test_each_market_gets_its_own_rows_and_errors_name_the_line(tmp_path):
-    config_file = geo_project(tmp_path, markets=["Geo3", "Geo12"])
+    config_file = geo_project(tmp_path, geos=["Geo3", "Geo12"])
     config = load_config(config_file)
     source = pd.read_csv(GEO_FILE)
     panel = build_panel_from_file(tmp_path / "data/public/meridian/geo_media.csv", config, "Geo12")
@@ -72,7 +76,7 @@ def test_markets_need_a_market_column(tmp_path):
 
 @pytest.mark.slow
 def test_markets_are_fitted_independently_and_allocated_across(tmp_path, instance):
-    config_file = geo_project(tmp_path, warmup=500, draws=500)
+    config_file = geo_project(tmp_path, markets="independent", warmup=500, draws=500)
     defs = build_definitions(tmp_path, config_file)
     plan = pipeline_plan([], fit_months=[MONTH], markets=MARKETS)
     assert [run.name for run in plan] == [
@@ -155,3 +159,166 @@ def test_joined_exports_carry_each_markets_scale():
     )
     np.testing.assert_allclose(total, expected, rtol=1e-9)
     assert joined.channel_names[0].startswith("north/")
+
+
+POOLED = ["Geo0", "Geo7", "Geo12"]
+
+
+def test_pooled_markets_are_fitted_once_a_month_and_exported_per_market(tmp_path):
+    """With model.markets: hierarchical (the default) the trace is a month's partition that
+    every market's export, allocation and report read; its gates follow its partitions."""
+    defs = build_definitions(tmp_path, geo_project(tmp_path, geos=POOLED))
+
+    def key(name):
+        return asset_key(project="meridian_geo", name=name)
+
+    graph = defs.resolve_asset_graph()
+    trace = graph.get(key("posterior_trace")).partitions_def
+    assert isinstance(trace, dg.MonthlyPartitionsDefinition)
+    for name in ("parameter_export", "budget_allocation", "attribution_report"):
+        assert isinstance(graph.get(key(name)).partitions_def, dg.MultiPartitionsDefinition)
+    for name in ("parameter_export", "attribution_report"):
+        mapping = defs.resolve_assets_def(key(name)).get_partition_mapping(key("posterior_trace"))
+        assert mapping.partition_dimension_name == "month"
+    panels = defs.resolve_assets_def(key("posterior_trace")).get_partition_mapping(
+        key("weekly_panel")
+    )
+    assert isinstance(panels, dg.AllPartitionMapping)
+
+    jobs = {job.name: defs.resolve_job_def(job.name) for job in defs.jobs}
+    fit_job = jobs["pooled_fit_job"]
+    assert fit_job.partitions_def == trace
+    assert fit_job.asset_layer.executable_asset_keys == {key("posterior_trace")}
+    gates = {c.name for c in fit_job.asset_layer.asset_graph.asset_check_keys}
+    assert gates == {"max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences"}
+    for name in ("stage1_job", "stage2_job", "full_pipeline_job"):
+        assert isinstance(jobs[name].partitions_def, dg.MultiPartitionsDefinition)
+        assert key("posterior_trace") not in jobs[name].asset_layer.executable_asset_keys
+
+    independent = build_definitions(tmp_path, geo_project(tmp_path / "b", markets="independent"))
+    assert isinstance(
+        independent.resolve_asset_graph().get(key("posterior_trace")).partitions_def,
+        dg.MultiPartitionsDefinition,
+    )
+    assert "pooled_fit_job" not in {job.name for job in independent.jobs}
+
+
+def test_pooled_plan_fits_a_month_once_before_each_markets_export():
+    plan = pipeline_plan([], fit_months=[MONTH], markets=POOLED, pooled=True, selected=["Geo7"])
+    assert [run.name for run in plan] == [
+        "panel Geo0",  # the pooled fit reads every market, so every panel is rebuilt
+        "panel Geo7",
+        "panel Geo12",
+        "lift tests",
+        "customer value",
+        f"stage 1 {MONTH}",
+        f"stage 1 {MONTH} Geo7",
+        f"stage 2 {MONTH} Geo7",
+        f"across markets {MONTH}",
+    ]
+    fit, export = plan[5], plan[6]
+    assert fit.assets == ("posterior_trace",) and fit.partition_key == f"{MONTH}-01"
+    assert {"panel Geo0", "panel Geo7", "panel Geo12"} <= set(fit.needs)
+    assert export.assets == ("parameter_export",) and fit.name in export.needs
+    assert export.partition_key == dg.MultiPartitionKey({"market": "Geo7", "month": f"{MONTH}-01"})
+    assert plan[-1].needs == (export.name,)
+    again = pipeline_plan([], fit_months=[MONTH], ingest=False, stage1=False, markets=POOLED)
+    assert [run.name for run in again][-2:] == [f"stage 2 {MONTH} Geo12", f"across markets {MONTH}"]
+
+
+def test_run_markets_picks_the_markets_to_report_in_both_modes(tmp_path):
+    """`conversionflow run --markets Geo7`: a pooled month is still fitted over every market."""
+    from conversionflow_dagster.cli import _parser, run_plan
+
+    args = _parser().parse_args(["run", "--markets", "Geo7", "--stage1-only"])
+    pooled = run_plan(args, [MONTH], tmp_path, "meridian_geo", POOLED, pooled=True)
+    assert [run.name for run in pooled if run.month == MONTH and run.market is None] == [
+        f"ingest {MONTH}",
+        f"stage 1 {MONTH}",
+    ]
+    assert {run.market for run in pooled if run.name.startswith("panel")} == set(POOLED)
+    assert [run.name for run in pooled][-1] == f"stage 1 {MONTH} Geo7"
+    alone = run_plan(args, [MONTH], tmp_path, "meridian_geo", POOLED, pooled=False)
+    assert [run.name for run in alone if run.market] == ["panel Geo7", f"stage 1 {MONTH} Geo7"]
+    assert alone[-1].assets == ("posterior_trace", "parameter_export")
+
+
+def test_a_pooled_fit_names_markets_without_a_panel_and_weeks_not_shared(tmp_path, instance):
+    config_file = geo_project(tmp_path, geos=MARKETS)
+    path = tmp_path / "data/public/meridian/geo_media.csv"
+    rows = pd.read_csv(path)
+    first_weeks = sorted(rows["time"].unique())[:2]
+    rows[~((rows["geo"] == "Geo7") & rows["time"].isin(first_weeks))].to_csv(path, index=False)
+    defs = build_definitions(tmp_path, config_file)
+
+    def panel(market):
+        return PlannedRun(f"panel {market}", ("weekly_panel",), market=market)
+
+    fit = PlannedRun("fit", ("posterior_trace",), "2021-03")
+    summary = execute_plan(defs, instance, [panel("Geo0"), fit], log_level="WARNING")
+    assert summary.runs["panel Geo0"][0]
+    [reason] = summary.failures()["fit"]
+    assert "every market's weekly panel; none is stored for ['Geo7']" in reason
+
+    summary = execute_plan(defs, instance, [panel("Geo7"), fit], log_level="WARNING")
+    [reason] = summary.failures()["fit"]
+    assert "up to the end of 2021-03 the markets share 8 complete week(s)" in reason
+    run = instance.get_runs(limit=1)[0]
+    warned = [e.user_message for e in instance.all_logs(run.run_id) if e.level == logging.WARNING]
+    assert any(
+        "do not cover the same weeks" in text
+        and "Geo0: 2 week(s), 2021-01-25 to 2021-02-01" in text
+        for text in warned
+    ), warned
+
+
+@pytest.mark.slow
+def test_pooled_markets_run_through_dagster_as_one_fit_per_month(tmp_path, instance):
+    gates = {"max_r_hat": 1.5, "min_ess_bulk": 10, "min_ess_tail": 10, "max_divergences": 300}
+    config_file = geo_project(
+        tmp_path,
+        geos=POOLED,
+        chains=2,
+        warmup=150,
+        draws=150,
+        export_draws=200,
+        convergence_ladder=False,
+        gates=gates,
+    )
+    defs = build_definitions(tmp_path, config_file)
+    plan = pipeline_plan([], fit_months=[MONTH], markets=POOLED, pooled=True)
+    summary = execute_plan(defs, instance, plan, log_level="WARNING")
+    assert summary.success, summary.failures()
+
+    assets = tmp_path / "storage/assets/meridian_geo"
+    assert [p.name for p in (assets / "posterior_trace").iterdir()] == [f"{MONTH}-01.nc"]
+    trace = load_trace(assets / f"posterior_trace/{MONTH}-01.nc")
+    assert list(trace.posterior["market"].values) == POOLED
+    assert json.loads(trace.posterior.attrs["sampler"])["dense_mass"] is False  # auto: pooled
+    exports = {m: read_export(assets / f"parameter_export/{m}/{MONTH}-01.json") for m in POOLED}
+    assert len({e.scales.target for e in exports.values()}) == len(POOLED)  # each its own scale
+    for market in POOLED:
+        assert (
+            tmp_path / f"storage/reports/meridian_geo/{market}/{MONTH}/attribution_report.html"
+        ).is_file()
+
+    [record] = instance.fetch_materializations(
+        asset_key(project="meridian_geo", name="posterior_trace"), limit=10
+    ).records
+    metadata = record.asset_materialization.metadata
+    assert metadata["markets"].value == len(POOLED)
+    assert metadata["market_names"].value == ", ".join(POOLED)
+    assert {f"r2[{m}]" for m in POOLED} <= set(metadata)
+
+    document = json.loads((assets / f"market_allocation/{MONTH}-01.json").read_text())
+    assert document["markets"] == sorted(POOLED) and document["missing_markets"] == []
+    [scenario] = document["scenarios"]
+    assert {row["channel"] for row in scenario["channels"]} == {
+        f"{m}/Channel{c}" for m in POOLED for c in range(4)
+    }
+    checks = instance.get_latest_asset_check_evaluation_record
+    for name in ("budget_exact", "bounds_respected", "not_worse_than_referee"):
+        record = checks(
+            dg.AssetCheckKey(asset_key(project="meridian_geo", name="market_allocation"), name)
+        )
+        assert record.event.asset_check_evaluation.passed

@@ -1,7 +1,9 @@
 """Allocation across markets: the markets' exports joined into one market x channel problem.
 
-Each market is fitted on its own, so its posterior is independent of the others; pairing the
-markets' draws by index therefore gives draws of the joint posterior. The joined export names
+Pairing the markets' draws by index gives draws of the joint posterior either way: fitted on
+their own, the markets' posteriors are independent; fitted as one hierarchical model, every
+market's export thins the month's one trace at the same draw indices (the same seed and draw
+count), so draw i of every market is the same joint draw. The joined export names
 its channels ``<market>/<channel>`` and carries every market's target scale inside ``beta``
 (the target scale becomes 1), so the allocation engine needs no notion of markets.
 """

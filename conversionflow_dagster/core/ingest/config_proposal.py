@@ -135,7 +135,10 @@ def config_document(
     }
     if inference.markets:
         project["markets"] = list(inference.markets)
-        comments["project.markets"] = "every value of the market column, each fitted on its own"
+        comments["project.markets"] = (
+            "every value of the market column, fitted together in one hierarchical model per "
+            "month (model.markets: independent fits each alone)"
+        )
     if outside:
         project["allow_paths_outside_root"] = True
         comments["project.allow_paths_outside_root"] = (

@@ -109,7 +109,7 @@ def fit_mmm(
     too_short = short_history(n_weeks, holdout_weeks)
     if too_short:
         raise ContractError(too_short)
-    _require_counts(target, week_start, spec)
+    require_counts(target, week_start, spec)
     scales = scales or Scales.from_data(
         spend[:n_fit], target[:n_fit], controls[:n_fit], channel_names, control_names
     )
@@ -129,25 +129,16 @@ def fit_mmm(
     inputs = design(spend[:n_fit], controls[:n_fit], week_start[:n_fit], lift=lift)
     y = jnp.asarray(target[:n_fit], jnp.float32)
     model = partial(mmm, spec=spec)
-    kernel = NUTS(
-        model,
-        init_strategy=init_strategy,
-        dense_mass=sampler.dense_mass,
-        target_accept_prob=sampler.target_accept,
-        max_tree_depth=sampler.max_tree_depth,
-    )
-    draws_out, stats, timings = _run_nuts(
-        kernel, inputs, y, chains, warmup, draws, seed, progress_callback
+    posterior, stats, timings = sample_posterior(
+        model, inputs, y, sampler, chains, warmup, draws, seed, progress_callback
     )
 
-    t0 = time.perf_counter()
-    posterior = _constrain(kernel, draws_out, inputs, y)
-    del draws_out  # the unconstrained copy: from here the trace is held once
+    t0 = time.perf_counter() - timings.pop("constrain_s")
     full_inputs = design(spend, controls, week_start)
-    predicted = _predict(
+    predicted = predict_draws(
         model, posterior, full_inputs, jax.random.fold_in(jax.random.PRNGKey(seed), 1)
     )
-    loglik = _log_likelihood(model, posterior, inputs, y)
+    loglik = pointwise_log_likelihood(model, posterior, inputs, y)
     fourier = [f"{f}_{k}" for f in ("sin", "cos") for k in range(1, spec.fourier_order + 1)]
     idata = az.from_dict(
         posterior=posterior,
@@ -190,7 +181,36 @@ def fit_mmm(
     return FitResult(idata, spec, scales, timings, metrics)
 
 
-def _require_counts(target: np.ndarray, week_start: pd.DatetimeIndex, spec: ModelSpec) -> None:
+def sample_posterior(
+    model: Callable,
+    inputs: ModelInputs,
+    y: jax.Array,
+    sampler: SamplerSettings,
+    chains: int,
+    warmup: int,
+    draws: int,
+    seed: int,
+    progress_callback: ProgressCallback | None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]:
+    """NUTS on ``model(inputs, y=y)``: the constrained posterior with its deterministic sites
+    (chain, draw, ...), the sample stats and the timings (``constrain_s`` included)."""
+    kernel = NUTS(
+        model,
+        init_strategy=init_strategy,
+        dense_mass=sampler.dense_mass,
+        target_accept_prob=sampler.target_accept,
+        max_tree_depth=sampler.max_tree_depth,
+    )
+    draws_out, stats, timings = run_nuts(
+        kernel, inputs, y, chains, warmup, draws, seed, progress_callback
+    )
+    t0 = time.perf_counter()
+    posterior = constrain_draws(kernel, draws_out, inputs, y)
+    timings["constrain_s"] = time.perf_counter() - t0
+    return posterior, stats, timings  # the unconstrained draws are dropped: held once
+
+
+def require_counts(target: np.ndarray, week_start: pd.DatetimeIndex, spec: ModelSpec) -> None:
     """Count likelihoods need whole numbers; say which week is not, and what to do instead."""
     if spec.likelihood == "normal":
         return
@@ -230,7 +250,7 @@ def chunk_size(warmup: int, draws: int, reports: int = 10) -> int:
     return max(d for d in range(1, min(whole, limit) + 1) if whole % d == 0)
 
 
-def _run_nuts(kernel, inputs, y, chains, warmup, draws, seed, progress_callback):
+def run_nuts(kernel, inputs, y, chains, warmup, draws, seed, progress_callback):
     """Warm up and sample in chunks; returns unconstrained draws, sample stats and timings.
 
     ``progress_callback`` hears "compiling" and "compiled" (0 of ``warmup``) around the
@@ -322,7 +342,7 @@ def _batched(samples: dict[str, np.ndarray], fn: Callable):
 # persistent compilation cache.
 
 
-def _constrain(kernel: NUTS, z: dict[str, np.ndarray], inputs: ModelInputs, y: jax.Array):
+def constrain_draws(kernel: NUTS, z: dict[str, np.ndarray], inputs: ModelInputs, y: jax.Array):
     """Unconstrained draws -> constrained sample sites plus the deterministic sites."""
 
     @jax.jit
@@ -332,9 +352,12 @@ def _constrain(kernel: NUTS, z: dict[str, np.ndarray], inputs: ModelInputs, y: j
     return _batched(z, lambda batch, _: constrain(batch, inputs, y))
 
 
-def _predict(model, posterior, inputs: ModelInputs, key: jax.Array) -> np.ndarray:
-    """Posterior predictive draws of the target (chain, draw, T), in jitted batches of draws."""
-    latent = {k: v for k, v in posterior.items() if k not in DERIVED_SITES}
+def predict_draws(
+    model, posterior, inputs: ModelInputs, key: jax.Array, derived: Sequence[str] = DERIVED_SITES
+) -> np.ndarray:
+    """Posterior predictive draws of the target (chain, draw, ...), in jitted batches of draws;
+    ``derived`` names the model's deterministic sites, which are recomputed, not conditioned."""
+    latent = {k: v for k, v in posterior.items() if k not in derived}
 
     @jax.jit
     def predict(samples, key, inputs):
@@ -344,7 +367,7 @@ def _predict(model, posterior, inputs: ModelInputs, key: jax.Array) -> np.ndarra
     return _batched(latent, lambda batch, i: predict(batch, jax.random.fold_in(key, i), inputs))
 
 
-def _log_likelihood(model, posterior, inputs: ModelInputs, y: jax.Array) -> np.ndarray:
+def pointwise_log_likelihood(model, posterior, inputs: ModelInputs, y: jax.Array) -> np.ndarray:
     """Pointwise log-likelihood of the observed weeks (chain, draw, T), for LOO."""
 
     @jax.jit

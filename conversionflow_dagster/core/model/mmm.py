@@ -342,9 +342,9 @@ def _sample_saturation(spec: ModelSpec, mean_adstock: jax.Array) -> dict[str, ja
     """The per-channel saturation sites (C,) with their priors; Hill's ``hill_n`` comes first,
     as ``hill_k``'s sampler coordinate (:class:`HillHalfSaturation`) is scaled by it."""
     if spec.saturation != "hill":
-        return {p: numpyro.sample(p, _prior(spec, p)) for p in spec.saturation_params}
-    n = numpyro.sample("hill_n", _prior(spec, "hill_n"))
-    k_prior = _prior(spec, "hill_k")
+        return {p: numpyro.sample(p, prior_distribution(spec, p)) for p in spec.saturation_params}
+    n = numpyro.sample("hill_n", prior_distribution(spec, "hill_n"))
+    k_prior = prior_distribution(spec, "hill_k")
     k_prior.support = HillHalfSaturation(mean_adstock, n)  # the same set, another bijection
     return {"hill_k": numpyro.sample("hill_k", k_prior), "hill_n": n}
 
@@ -396,24 +396,37 @@ class HurdlePoisson(dist.Distribution):
         return jnp.where(value == 0, log_zero, log_positive)
 
 
-def _prior(spec: ModelSpec, name: str, **scale_by: jax.Array) -> dist.Distribution:
+def prior_distribution(spec: ModelSpec, name: str, **scale_by: jax.Array) -> dist.Distribution:
+    """The prior of site ``name`` (config overrides applied), parameters multiplied by
+    ``scale_by`` (the media effect's rate by 1 / spend share)."""
     params = spec.prior(name)
     return PRIOR_FAMILIES[name](**{k: v * scale_by.get(k, 1.0) for k, v in params.items()})
 
 
-def observation(spec: ModelSpec, mu: jax.Array, target_scale: jax.Array) -> dist.Distribution:
-    """Distribution of the target in original units given the scaled mean ``mu`` (T,)."""
+def observation(
+    spec: ModelSpec, mu: jax.Array, target_scale: jax.Array, markets: int | None = None
+) -> dist.Distribution:
+    """Distribution of the target in original units given the scaled mean ``mu`` (T,).
+
+    With ``markets`` (the pooled model), ``mu`` is (M, T), ``target_scale`` (M, 1), and each
+    market has its own noise parameter (M,).
+    """
+
+    def noise(name: str) -> jax.Array:
+        if markets is None:
+            return numpyro.sample(name, prior_distribution(spec, name))
+        return numpyro.sample(name, prior_distribution(spec, name).expand([markets]))[
+            :, None
+        ]  # (M, 1)
+
     if spec.likelihood == "normal":
-        sigma = numpyro.sample("sigma", _prior(spec, "sigma"))
-        return dist.Normal(target_scale * mu, target_scale * sigma)
-    rate = target_scale * positive_rate(mu)  # (T,)
+        return dist.Normal(target_scale * mu, target_scale * noise("sigma"))
+    rate = target_scale * positive_rate(mu)  # (T,) or (M, T)
     if spec.likelihood == "poisson":
         return dist.Poisson(rate)
     if spec.likelihood == "negbinomial":
-        dispersion = numpyro.sample("dispersion", _prior(spec, "dispersion"))
-        return dist.NegativeBinomial2(rate, dispersion**-2)
-    shift = numpyro.sample("hurdle_shift", _prior(spec, "hurdle_shift"))
-    return HurdlePoisson(rate, shift)
+        return dist.NegativeBinomial2(rate, noise("dispersion") ** -2)
+    return HurdlePoisson(rate, noise("hurdle_shift"))
 
 
 def init_to_model_value(site=None):
@@ -450,7 +463,8 @@ def mmm(inputs: ModelInputs, spec: ModelSpec, y: jax.Array | None = None) -> Non
     n_weeks, n_channels = inputs.spend.shape
     with numpyro.plate("channel", n_channels):
         transform = {  # (C,) each
-            p: numpyro.sample(p, _prior(spec, p)) for p in ADSTOCKS[spec.adstock].param_names
+            p: numpyro.sample(p, prior_distribution(spec, p))
+            for p in ADSTOCKS[spec.adstock].param_names
         }
         adstocked = adstock(inputs.spend, transform, spec)  # (T, C)
         transform |= _sample_saturation(spec, inputs.window @ adstocked)
@@ -474,24 +488,28 @@ def mmm(inputs: ModelInputs, spec: ModelSpec, y: jax.Array | None = None) -> Non
     beta = numpyro.deterministic("beta", slope / jnp.maximum(slope_per_beta, 1e-6))
     effect = numpyro.deterministic("media_effect", beta * (inputs.window @ response))  # (C,)
     intercept = numpyro.deterministic("intercept", level - effect.sum())
-    effect_prior = _prior(spec, "media_effect", rate=1.0 / inputs.spend_share)
+    effect_prior = prior_distribution(spec, "media_effect", rate=1.0 / inputs.spend_share)
     numpyro.factor(
         "prior_intercept_effect",
-        _prior(spec, "intercept").log_prob(intercept)
+        prior_distribution(spec, "intercept").log_prob(intercept)
         + effect_prior.log_prob(effect).sum()
         + jnp.log(effect / slope).sum(),  # log |d(intercept, effect) / d(level, slope)|
     )
 
     mu = intercept + response @ beta  # (T,)
     if spec.trend:
-        mu = mu + numpyro.sample("trend", _prior(spec, "trend")) * inputs.trend
+        mu = mu + numpyro.sample("trend", prior_distribution(spec, "trend")) * inputs.trend
     if spec.fourier_order:
         with numpyro.plate("fourier", 2 * spec.fourier_order):
-            seasonality = numpyro.sample("seasonality", _prior(spec, "seasonality"))  # (2F,)
+            seasonality = numpyro.sample(
+                "seasonality", prior_distribution(spec, "seasonality")
+            )  # (2F,)
         mu = mu + inputs.fourier @ seasonality
     if inputs.controls.shape[1]:
         with numpyro.plate("control", inputs.controls.shape[1]):
-            control_coef = numpyro.sample("control_coef", _prior(spec, "control_coef"))  # (K,)
+            control_coef = numpyro.sample(
+                "control_coef", prior_distribution(spec, "control_coef")
+            )  # (K,)
         mu = mu + inputs.controls @ control_coef
 
     if inputs.lift.shape[0]:  # static: calibration by lift tests, when there are any

@@ -28,9 +28,9 @@ from conversionflow_dagster.core.model.mmm import (
     ModelInputs,
     ModelSpec,
     Scales,
-    _prior,
     mmm,
     prepare_inputs,
+    prior_distribution,
 )
 from conversionflow_dagster.core.model.priors import prior_sites
 
@@ -69,8 +69,8 @@ def prior_predictive(
         first = Predictive(model, unit, return_sites=[*latent_sites, "media_effect"])
         latent = first(k_latent, inputs)
         effect_per_slope = latent.pop("media_effect")  # (draws, C)
-        intercept = _prior(spec, "intercept").sample(k_intercept, (draws,))
-        effect_prior = _prior(spec, "media_effect", rate=1.0 / inputs.spend_share)
+        intercept = prior_distribution(spec, "intercept").sample(k_intercept, (draws,))
+        effect_prior = prior_distribution(spec, "media_effect", rate=1.0 / inputs.spend_share)
         effect = effect_prior.sample(k_effect, (draws,))  # (draws, C)
         drawn = {
             **latent,

@@ -98,6 +98,15 @@ PRIORS: dict[str, Prior] = {
         ),
         *_TRANSFORM_PRIORS,
         Prior(
+            "market_sd",
+            "HalfNormal",
+            {"scale": 0.3},
+            "with model.markets: hierarchical, how far markets stray from the population "
+            "value of each pooled parameter (media effect per share of spend, adstock and "
+            "saturation), on the log scale (logit for adstock_decay): 0.3 is about +-30%",
+            "model.markets: hierarchical",
+        ),
+        Prior(
             "sigma",
             "HalfNormal",
             {"scale": 0.2},
@@ -166,9 +175,11 @@ def prior_problems(priors: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str
     return problems
 
 
-def prior_sites(spec: ModelSpec, has_controls: bool) -> tuple[str, ...]:
-    """The sites a model with ``spec`` samples, in :data:`PRIORS` order."""
+def prior_sites(spec: ModelSpec, has_controls: bool, pooled: bool = False) -> tuple[str, ...]:
+    """The sites a model with ``spec`` samples, in :data:`PRIORS` order; ``pooled``: the
+    hierarchical market model, whose media and transform priors are those of the population."""
     used = {"intercept", "media_effect", *spec.transform_params}
+    used |= {"market_sd"} if pooled else set()
     used |= {"trend"} if spec.trend else set()
     used |= {"seasonality"} if spec.fourier_order else set()
     used |= {"control_coef"} if has_controls else set()
@@ -176,7 +187,9 @@ def prior_sites(spec: ModelSpec, has_controls: bool) -> tuple[str, ...]:
     return tuple(name for name in PRIORS if name in used)
 
 
-def effective_priors(spec: ModelSpec, has_controls: bool) -> dict[str, dict[str, Any]]:
+def effective_priors(
+    spec: ModelSpec, has_controls: bool, pooled: bool = False
+) -> dict[str, dict[str, Any]]:
     """The priors a fit used: per sampled site its family, its parameters after the config's
     overrides, and whether the config set any of them (``source``: config or default)."""
     return {
@@ -185,5 +198,5 @@ def effective_priors(spec: ModelSpec, has_controls: bool) -> dict[str, dict[str,
             "parameters": spec.prior(name),
             "source": "config" if spec.priors.get(name) else "default",
         }
-        for name in prior_sites(spec, has_controls)
+        for name in prior_sites(spec, has_controls, pooled)
     }

@@ -41,6 +41,37 @@ def adstock_loop(u: np.ndarray, decay: np.ndarray, max_lag: int, normalize: bool
     return out
 
 
+def wavy_spend(
+    rng: np.random.Generator, t_years: np.ndarray, mean_spend: np.ndarray
+) -> np.ndarray:
+    """(T, C) spend: a yearly wave, lognormal noise; channel 4 (of each 7) is flighted."""
+    n_weeks, n_channels = len(t_years), len(mean_spend)
+    phase = rng.uniform(0, 2 * np.pi, n_channels)
+    wave = 1 + 0.25 * np.sin(2 * np.pi * t_years[:, None] + phase)  # (T, C)
+    spend = mean_spend * wave * rng.lognormal(0.0, 0.3, (n_weeks, n_channels))
+    flighted = np.arange(n_channels) % len(MEAN_SPEND) == 4
+    spend[:, flighted] *= (rng.random((n_weeks, flighted.sum())) < 0.6) / 0.6
+    return spend
+
+
+def saturated_adstock(
+    spend: np.ndarray, decay: np.ndarray, sat: dict[str, np.ndarray], max_lag: int
+) -> np.ndarray:
+    """s(adstock(spend / spend_scale)), spend_scale the mean of a channel's non-zero weeks."""
+    spend_scale = spend.sum(0) / np.maximum((spend > 0).sum(0), 1)
+    a = adstock_loop(spend / spend_scale, decay, max_lag)
+    if "saturation_lam" in sat:
+        return (1 - np.exp(-sat["saturation_lam"] * a)) / (1 + np.exp(-sat["saturation_lam"] * a))
+    return a ** sat["hill_n"] / (sat["hill_k"] ** sat["hill_n"] + a ** sat["hill_n"])
+
+
+def holiday_weeks(weeks: pd.DatetimeIndex) -> np.ndarray:
+    """Weeks starting in late December or Thanksgiving week."""
+    return ((weeks.month == 12) & (weeks.day >= 17)) | (
+        (weeks.month == 11) & (weeks.day >= 20) & (weeks.day <= 26)
+    )
+
+
 def simulate_panel(
     n_weeks: int,
     n_channels: int,
@@ -62,33 +93,24 @@ def simulate_panel(
     t_years = np.arange(n_weeks) / 52.18
     shrink = 1.0 / (1 + np.arange(n_channels) // len(MEAN_SPEND))
     mean_spend = MEAN_SPEND[np.arange(n_channels) % len(MEAN_SPEND)] * shrink  # (C,)
-    phase = rng.uniform(0, 2 * np.pi, n_channels)
-    wave = 1 + 0.25 * np.sin(2 * np.pi * t_years[:, None] + phase)  # (T, C)
-    spend = mean_spend * wave * rng.lognormal(0.0, 0.3, (n_weeks, n_channels))
-    flighted = np.arange(n_channels) % len(MEAN_SPEND) == 4
-    spend[:, flighted] *= (rng.random((n_weeks, flighted.sum())) < 0.6) / 0.6
+    spend = wavy_spend(rng, t_years, mean_spend)
     steady = list(steady_channels)
     spend[:, steady] = mean_spend[steady] * (1 + 0.02 * np.sin(2 * np.pi * t_years[:, None]))
 
-    spend_scale = spend.sum(0) / np.maximum((spend > 0).sum(0), 1)
     decay = rng.uniform(0.1, 0.7, n_channels)
-    a = adstock_loop(spend / spend_scale, decay, max_lag)
     if saturation == "logistic":
         sat = {"saturation_lam": rng.uniform(0.9, 2.5, n_channels)}
-        s = (1 - np.exp(-sat["saturation_lam"] * a)) / (1 + np.exp(-sat["saturation_lam"] * a))
     else:
         sat = {
             "hill_k": rng.uniform(0.6, 1.4, n_channels),
             "hill_n": rng.uniform(1.0, 2.5, n_channels),
         }
-        s = a ** sat["hill_n"] / (sat["hill_k"] ** sat["hill_n"] + a ** sat["hill_n"])
+    s = saturated_adstock(spend, decay, sat, max_lag)
     level = baseline / 320.0
     beta = level * 0.005 * mean_spend * rng.uniform(0.6, 1.4, n_channels)  # at full saturation
     contributions = beta * s  # (T, C)
 
-    holiday = ((weeks.month == 12) & (weeks.day >= 17)) | (
-        (weeks.month == 11) & (weeks.day >= 20) & (weeks.day <= 26)
-    )
+    holiday = holiday_weeks(weeks)
     promo = rng.random(n_weeks) < 0.08
     controls = np.column_stack([holiday, promo]).astype(float)  # (T, 2)
     season = 0.12 * (np.sin(2 * np.pi * t_years) + 0.5 * np.cos(4 * np.pi * t_years))
