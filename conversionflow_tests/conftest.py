@@ -1,11 +1,13 @@
 """Shared fixtures: a small generated project on disk, and a real Dagster instance."""
 
+import atexit
 import datetime as dt
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -19,6 +21,12 @@ from conversionflow_dagster.core.synthetic.events import SyntheticSpec, simulate
 REPO = Path(__file__).resolve().parents[1]
 # Dagster instances made by tests must not try to report usage anywhere.
 os.environ["DAGSTER_DISABLE_TELEMETRY"] = "yes"
+# One persistent JAX compilation cache per test process (set before anything imports JAX): a
+# test that fits the shapes an earlier one fitted (a determinism check, a refit) reuses its
+# compiled programs, as a monthly run does. Runs of a project still use the project's cache.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="cf-tests-jax-")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 # 22 weeks from 2023-01-02: months January..May are fully covered (the last week runs into June).
 SMALL_SPEC = SyntheticSpec(n_weeks=22, n_channels=7, seed=7, start=dt.date(2023, 1, 2))
 SMALL_MONTHS = ["2023-01", "2023-02", "2023-03", "2023-04", "2023-05"]
