@@ -139,7 +139,6 @@ def fit_mmm(
         model, posterior, full_inputs, jax.random.fold_in(jax.random.PRNGKey(seed), 1)
     )
     loglik = pointwise_log_likelihood(model, posterior, inputs, y)
-    fourier = [f"{f}_{k}" for f in ("sin", "cos") for k in range(1, spec.fourier_order + 1)]
     idata = az.from_dict(
         posterior=posterior,
         sample_stats=stats,
@@ -153,7 +152,7 @@ def fit_mmm(
             "holdout_week": week_start[n_fit:],
             "channel": list(channel_names),
             "control": list(control_names),
-            "fourier": fourier,
+            "fourier": spec.fourier_names,
         },
         dims={
             **{name: ["channel"] for name in CHANNEL_SITES},
@@ -201,11 +200,11 @@ def sample_posterior(
         target_accept_prob=sampler.target_accept,
         max_tree_depth=sampler.max_tree_depth,
     )
-    draws_out, stats, timings = run_nuts(
+    draws_out, stats, timings = _run_nuts(
         kernel, inputs, y, chains, warmup, draws, seed, progress_callback
     )
     t0 = time.perf_counter()
-    posterior = constrain_draws(kernel, draws_out, inputs, y)
+    posterior = _constrain(kernel, draws_out, inputs, y)
     timings["constrain_s"] = time.perf_counter() - t0
     return posterior, stats, timings  # the unconstrained draws are dropped: held once
 
@@ -250,7 +249,7 @@ def chunk_size(warmup: int, draws: int, reports: int = 10) -> int:
     return max(d for d in range(1, min(whole, limit) + 1) if whole % d == 0)
 
 
-def run_nuts(kernel, inputs, y, chains, warmup, draws, seed, progress_callback):
+def _run_nuts(kernel, inputs, y, chains, warmup, draws, seed, progress_callback):
     """Warm up and sample in chunks; returns unconstrained draws, sample stats and timings.
 
     ``progress_callback`` hears "compiling" and "compiled" (0 of ``warmup``) around the
@@ -342,7 +341,7 @@ def _batched(samples: dict[str, np.ndarray], fn: Callable):
 # persistent compilation cache.
 
 
-def constrain_draws(kernel: NUTS, z: dict[str, np.ndarray], inputs: ModelInputs, y: jax.Array):
+def _constrain(kernel: NUTS, z: dict[str, np.ndarray], inputs: ModelInputs, y: jax.Array):
     """Unconstrained draws -> constrained sample sites plus the deterministic sites."""
 
     @jax.jit

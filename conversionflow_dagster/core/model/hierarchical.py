@@ -248,10 +248,40 @@ def fit_markets(
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
     predicted = predict_draws(model, posterior, design(n_weeks), key, derived_sites(spec))
     loglik = pointwise_log_likelihood(model, posterior, inputs, y)  # (chain, draw, M, T)
-    idata = _pooled_trace(
-        posterior, stats, predicted, loglik, target, series, names, n_fit,
-        week_start, channel_names, control_names, spec,
-    )  # fmt: skip
+    pooled = pooled_parameters(spec)
+    idata = az.from_dict(  # every market-level variable on a ``market`` dim
+        posterior=posterior,
+        sample_stats=stats,
+        posterior_predictive={"y": predicted[..., :n_fit]},
+        log_likelihood={"y": loglik},
+        observed_data={"y": target[:, :n_fit]},
+        constant_data={
+            "spend": np.stack([s.spend[:n_fit] for s in series.values()]),
+            "controls": np.stack([s.controls[:n_fit] for s in series.values()]),
+        },
+        predictions={"y": predicted[..., n_fit:]} if holdout_weeks else None,
+        coords={
+            MARKET: names,
+            "week": week_start[:n_fit],
+            "holdout_week": week_start[n_fit:],
+            "channel": list(channel_names),
+            "control": list(control_names),
+            "fourier": spec.fourier_names,
+        },
+        dims={
+            **{name: [MARKET, "channel"] for name in (*pooled, "beta")},
+            **{deviation_site(p): [MARKET, "channel"] for p in pooled},
+            **{population_site(p): ["channel"] for p in pooled},
+            **{name: [MARKET] for name in ("level", "intercept", "trend", "sigma")},
+            **{name: [MARKET] for name in ("dispersion", "hurdle_shift")},
+            "seasonality": [MARKET, "fourier"],
+            "control_coef": [MARKET, "control"],
+            "y": [MARKET, "week"],
+            "spend": [MARKET, "week", "channel"],
+            "controls": [MARKET, "week", "control"],
+        },
+        pred_dims={"y": [MARKET, "holdout_week"]},
+    )
     attrs = trace_attrs(spec, scales[names[0]], channel_names, control_names, target_name)
     del attrs["scales"]  # one per market: MARKET_SCALES_ATTR
     attrs["priors"] = json.dumps(effective_priors(spec, bool(control_names), pooled=True))
@@ -265,48 +295,6 @@ def fit_markets(
     timings["total_s"] = time.perf_counter() - started
     return MarketsFit(
         idata, spec, scales, timings, _metrics(target, predicted, names, n_fit, holdout_weeks)
-    )
-
-
-def _pooled_trace(
-    posterior, stats, predicted, loglik, target, series, names, n_fit,
-    week_start, channel_names, control_names, spec,
-) -> az.InferenceData:  # fmt: skip
-    """The pooled fit as one InferenceData, every market-level variable on a ``market`` dim."""
-    fourier = [f"{f}_{k}" for f in ("sin", "cos") for k in range(1, spec.fourier_order + 1)]
-    pooled = pooled_parameters(spec)
-    per_market_channel = [*pooled, "beta", *(deviation_site(p) for p in pooled)]
-    return az.from_dict(
-        posterior=posterior,
-        sample_stats=stats,
-        posterior_predictive={"y": predicted[..., :n_fit]},
-        log_likelihood={"y": loglik},
-        observed_data={"y": target[:, :n_fit]},
-        constant_data={
-            "spend": np.stack([s.spend[:n_fit] for s in series.values()]),
-            "controls": np.stack([s.controls[:n_fit] for s in series.values()]),
-        },
-        predictions={"y": predicted[..., n_fit:]} if n_fit < len(week_start) else None,
-        coords={
-            MARKET: names,
-            "week": week_start[:n_fit],
-            "holdout_week": week_start[n_fit:],
-            "channel": list(channel_names),
-            "control": list(control_names),
-            "fourier": fourier,
-        },
-        dims={
-            **{name: [MARKET, "channel"] for name in per_market_channel},
-            **{population_site(p): ["channel"] for p in pooled},
-            **{name: [MARKET] for name in ("level", "intercept", "trend", "sigma")},
-            **{name: [MARKET] for name in ("dispersion", "hurdle_shift")},
-            "seasonality": [MARKET, "fourier"],
-            "control_coef": [MARKET, "control"],
-            "y": [MARKET, "week"],
-            "spend": [MARKET, "week", "channel"],
-            "controls": [MARKET, "week", "control"],
-        },
-        pred_dims={"y": [MARKET, "holdout_week"]},
     )
 
 

@@ -106,6 +106,11 @@ class ModelSpec:
         return transform_parameters(self.adstock, self.saturation)
 
     @property
+    def fourier_names(self) -> list[str]:
+        """Names of the seasonality terms, in the order of :func:`fourier_features`."""
+        return [f"{f}_{k}" for f in ("sin", "cos") for k in range(1, self.fourier_order + 1)]
+
+    @property
     def channel_params(self) -> tuple[str, ...]:
         """Per-channel parameters of the parameter export, in the order they are written."""
         return ("beta", *self.transform_params)
