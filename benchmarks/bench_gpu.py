@@ -97,10 +97,11 @@ def fit_pooled(model, layout, args: argparse.Namespace) -> dict:
 
 
 def child_env(device: str) -> dict[str, str]:
-    """This environment with the device as JAX's platform ("gpu" is CUDA or ROCm), and no
-    host device count inherited."""
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    return env | {"JAX_PLATFORMS": device}
+    """This environment with no host device count inherited; for the CPU, JAX held to it.
+    For the GPU JAX picks its accelerator itself (``JAX_PLATFORMS=gpu`` fails on a JAX built
+    for CUDA alone, which looks for ROCm too); ``model.device: gpu`` refuses a CPU."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    return env | {"JAX_PLATFORMS": "cpu"} if device == "cpu" else env
 
 
 def has_gpu() -> bool:
@@ -166,6 +167,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny warm-up and draws: a smoke run")
     parser.add_argument("--cpu-only", action="store_true", help="skip the GPU even if present")
+    parser.add_argument("--gpu-only", action="store_true", help="skip the CPU (needs a GPU)")
     parser.add_argument("--timeout-s", type=float, default=240, help="the most one fit may take")
     parser.add_argument("--deadline-s", type=float, default=450, help="the most all fits take")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/gpu.json")
@@ -179,6 +181,8 @@ def main() -> None:
 
     started = time.perf_counter()
     devices = ["cpu"] if args.cpu_only or not has_gpu() else ["cpu", "gpu"]
+    if args.gpu_only:
+        devices = devices[1:]
     print(f"devices: {', '.join(devices)}", file=sys.stderr, flush=True)
     runs = []
     for case in args.cases:

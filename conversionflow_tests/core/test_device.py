@@ -48,7 +48,7 @@ def test_gpu_runs_more_chains_and_keeps_the_total_draws(chains, draws):
 
 def test_gpu_layout_of_the_default_config():
     layout = sampling_layout("gpu", 4, 1000, 1000)
-    assert (layout.chains, layout.draws, layout.warmup) == (16, 250, 1000)
+    assert (layout.chains, layout.draws, layout.warmup) == (16, 500, 1000)
     assert "vectorised" in layout.why
 
 

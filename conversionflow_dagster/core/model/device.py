@@ -1,12 +1,11 @@
 """Where the sampler runs (CPU or GPU) and how its chains are laid out there.
 
-CPU is the default and what CI uses; a GPU is worth it only for big programs. Measured on one
-H200 (4 chains x 1000 warm-up + 1000 draws): 156 weeks x 7 channels took 30 s on the GPU and
-4.6 s on its 16 CPU cores, because NUTS is latency-bound (one leapfrog step at a time); at
-520 weeks x 20 channels the GPU took 49.5 s (41 min-ESS/s) against 90 s (25) on the CPU, and
-16 chains in one vectorised program on the GPU 58.4 s (139 min-ESS/s). More chains in one
-program is what pays on a GPU, so there the layout trades draws per chain for chains.
-"""
+CPU is the default and what CI uses; a GPU is worth it only for big programs, because NUTS is
+latency-bound (one leapfrog step at a time). Measured on one H200 against its 16 CPU cores
+(4 chains x 1000 warm-up + 1000 draws configured; README "GPU"): one market of 156 weeks x 7
+channels sampled at 72 min-ESS/s on the GPU and 300 on the CPU; 520 x 20 at 40 against 25; 20
+pooled markets x 156 x 7 at 48 against 6.6. More chains in one program is what pays on a GPU,
+so there the layout trades draws per chain for chains."""
 
 from __future__ import annotations
 
@@ -26,13 +25,13 @@ if TYPE_CHECKING:
 
 Device = Literal["cpu", "gpu"]
 DEVICES = ("auto", "cpu", "gpu")
-GPU_CHAINS = 16  # chains vectorised in one program on a GPU (the 139 min-ESS/s above)
-MIN_GPU_DRAWS = 250  # draws per chain never cut below this: R-hat needs chains long enough
+GPU_CHAINS = 16  # chains vectorised in one program on a GPU
+MIN_GPU_DRAWS = 500  # per chain at least: with 250, 16 chains' R-hat missed 1.01 (pooled fit)
 DRAWS_STEP = 50  # cut draws rounded up to a multiple: the sampler's chunks divide them evenly
 LAYOUT_ATTR = "sampling_layout"  # trace attribute: the layout as JSON
 # "auto" takes the GPU from this many markets x weeks x channels: at 1,092 (156 x 7) the GPU
-# was 6.5x slower than 16 CPU cores, at 10,400 (520 x 20) faster; 5,000 lies between the two
-# measured sizes, not on a measured crossover.
+# gave a quarter of 16 CPU cores' min-ESS/s, at 10,400 (520 x 20) 1.6x and at 21,840 (20
+# pooled markets) 7.2x; 5,000 lies between measured sizes, not on a measured crossover.
 GPU_MIN_CELLS = 5_000
 _GPU_BACKENDS = ("gpu", "cuda", "rocm")
 
