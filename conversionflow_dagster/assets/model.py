@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from functools import partial, reduce
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -32,7 +32,9 @@ from conversionflow_dagster.core.errors import ContractError, ConversionflowErro
 from conversionflow_dagster.core.ingest.panel import (
     WeeklyPanel,
     left_out_message,
+    not_shared_message,
     panel_window,
+    shared_windows,
     weeks_left_out,
 )
 from conversionflow_dagster.core.model.history import short_history
@@ -307,40 +309,6 @@ def _pooled_plan(
             **_window_metadata(window, left_out),
             "weeks_not_shared": sum(len(w) for w in not_shared.values()),
         },
-    )
-
-
-def shared_windows(
-    panels: Mapping[str, WeeklyPanel], month: str
-) -> tuple[dict[str, WeeklyPanel], dict[str, pd.DatetimeIndex]]:
-    """Each market's complete weeks up to the end of ``month`` cut to the weeks every market
-    has, and each market's weeks left out because another market lacks them (markets with
-    none left out are not listed)."""
-    visible = {}
-    for market, panel in panels.items():
-        try:
-            visible[market] = panel_window(panel, month, None)
-        except ContractError as error:
-            raise ContractError(f"market {market}: {error}") from None
-    common = reduce(pd.DatetimeIndex.intersection, (v.weeks for v in visible.values()))
-    common = common.sort_values()
-    not_shared = {m: v.weeks.difference(common) for m, v in visible.items()}
-    return (
-        {m: dataclasses.replace(v, frame=v.frame.loc[common]) for m, v in visible.items()},
-        {m: weeks for m, weeks in not_shared.items() if len(weeks)},
-    )
-
-
-def not_shared_message(not_shared: Mapping[str, pd.DatetimeIndex], shared: pd.DatetimeIndex) -> str:
-    """Says which markets' weeks a pooled fit leaves out because other markets lack them."""
-    per_market = "; ".join(
-        f"{market}: {len(weeks)} week(s), {weeks[0].date()} to {weeks[-1].date()}"
-        for market, weeks in not_shared.items()
-    )
-    span = f"{shared[0].date()} to {shared[-1].date()}" if len(shared) else "none"
-    return (
-        f"the markets do not cover the same weeks: the pooled fit uses the {len(shared)} "
-        f"week(s) they all have ({span}) and leaves out {per_market}"
     )
 
 

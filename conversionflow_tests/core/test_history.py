@@ -130,3 +130,45 @@ def test_the_run_config_can_still_cap_the_window():
     model = load_config(REPO / "configs/default.yaml").model
     assert with_overrides(model, FitConfig()).window_weeks is None
     assert with_overrides(model, FitConfig(window_weeks=52)).window_weeks == 52
+
+
+def offset_geo_project(root, geo0_weeks, geo7_weeks, markets="hierarchical"):
+    """Two geo markets that cover different weeks of the geo dataset (index ranges)."""
+    source = pd.read_csv(REPO / "data/public/meridian/geo_media.csv")
+    weeks = sorted(source["time"].unique())
+    keep = {"Geo0": weeks[slice(*geo0_weeks)], "Geo7": weeks[slice(*geo7_weeks)]}
+    rows = source[[t in keep.get(g, ()) for g, t in zip(source.geo, source.time, strict=True)]]
+    (root / "data").mkdir()
+    rows.to_csv(root / "data/geo.csv", index=False)
+    document = yaml.safe_load((REPO / "configs/meridian_geo.yaml").read_text())
+    document["project"]["markets"] = ["Geo0", "Geo7"]
+    document["sources"]["panel"]["path"] = "data/geo.csv"
+    document["model"].update(markets=markets, holdout_weeks=0)
+    path = root / "geo.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def test_a_pooled_fit_counts_the_weeks_the_markets_share(tmp_path):
+    config_file = offset_geo_project(tmp_path, (0, 95), (90, 156))  # 5 weeks shared
+    with pytest.raises(ContractError, match=r"the markets of geo.csv share 5 complete week\(s\)"):
+        check_history(tmp_path, load_config(config_file), "2024-01")
+    ok, lines = validate_inputs(tmp_path, config_file)
+    assert not ok
+    pooled = [line for line in lines if "markets (pooled fit)" in line]
+    assert pooled and "the markets share 5 complete week(s)" in pooled[0]
+    # fitted one at a time, each market has weeks enough of its own
+    (tmp_path / "independent").mkdir()
+    independent = offset_geo_project(tmp_path / "independent", (0, 95), (90, 156), "independent")
+    check_history(tmp_path / "independent", load_config(independent), "2024-01")
+    assert validate_inputs(tmp_path / "independent", independent)[0]
+
+
+def test_validate_names_the_weeks_a_pooled_fit_leaves_out(tmp_path):
+    config_file = offset_geo_project(tmp_path, (0, 100), (80, 156))  # 20 weeks shared
+    check_history(tmp_path, load_config(config_file), "2024-01")
+    ok, lines = validate_inputs(tmp_path, config_file)
+    assert ok, lines
+    note = next(line for line in lines if line.startswith("markets (pooled fit)"))
+    assert "the pooled fit uses the 20 week(s) they all have" in note
+    assert "Geo0: 80 week(s), 2021-01-25" in note and "Geo7: 56 week(s)" in note

@@ -14,6 +14,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import reduce
 from pathlib import Path
 
 import numpy as np
@@ -544,4 +545,38 @@ def left_out_message(left_out: pd.DatetimeIndex, window_weeks: int | None) -> st
         f"{len(left_out)} complete week(s) of data are left out of the fit, "
         f"{left_out[0].date()} to {left_out[-1].date()}: model.window_weeks {window_weeks} "
         "caps the window; raise it, or remove it to fit every week"
+    )
+
+
+def shared_windows(
+    panels: Mapping[str, WeeklyPanel], month: str
+) -> tuple[dict[str, WeeklyPanel], dict[str, pd.DatetimeIndex]]:
+    """Each market's complete weeks up to the end of ``month`` cut to the weeks every market
+    has, and each market's weeks left out because another market lacks them (markets with
+    none left out are not listed)."""
+    visible = {}
+    for market, panel in panels.items():
+        try:
+            visible[market] = panel_window(panel, month, None)
+        except ContractError as error:
+            raise ContractError(f"market {market}: {error}") from None
+    common = reduce(pd.DatetimeIndex.intersection, (v.weeks for v in visible.values()))
+    common = common.sort_values()
+    not_shared = {m: v.weeks.difference(common) for m, v in visible.items()}
+    return (
+        {m: dataclasses.replace(v, frame=v.frame.loc[common]) for m, v in visible.items()},
+        {m: weeks for m, weeks in not_shared.items() if len(weeks)},
+    )
+
+
+def not_shared_message(not_shared: Mapping[str, pd.DatetimeIndex], shared: pd.DatetimeIndex) -> str:
+    """Says which markets' weeks a pooled fit leaves out because other markets lack them."""
+    per_market = "; ".join(
+        f"{market}: {len(weeks)} week(s), {weeks[0].date()} to {weeks[-1].date()}"
+        for market, weeks in not_shared.items()
+    )
+    span = f"{shared[0].date()} to {shared[-1].date()}" if len(shared) else "none"
+    return (
+        f"the markets do not cover the same weeks: the pooled fit uses the {len(shared)} "
+        f"week(s) they all have ({span}) and leaves out {per_market}"
     )

@@ -23,9 +23,11 @@ from conversionflow_dagster.core.ingest.panel import (
     build_panel_from_file,
     complete_weeks,
     left_out_message,
+    not_shared_message,
     panel_rules,
     panel_window,
     read_controls,
+    shared_windows,
     weeks_left_out,
 )
 from conversionflow_dagster.core.ingest.spend import fed_channels, read_month_spend, spend_rules
@@ -59,6 +61,39 @@ def _history(panel: WeeklyPanel, config: ProjectConfig, name: str) -> tuple[list
     return notes, []
 
 
+def _shared_history(
+    panels: dict[str | None, WeeklyPanel], config: ProjectConfig
+) -> tuple[list[str], list[str]]:
+    """(notes, problems) of a pooled fit as of the last configured month: it fits only the
+    weeks every market has, so too few shared weeks refuse it and unshared weeks are named."""
+    month = config.month_range()[1]
+    problem = short_history(
+        _weeks_seen(panels, config, month),
+        config.model.holdout_weeks,
+        f"markets (pooled fit): up to the end of {month} the markets share",
+    )
+    if problem:
+        return [], [f"error: {problem}"]
+    windows, not_shared = shared_windows(panels, month)
+    shared = next(iter(windows.values())).weeks
+    return (
+        [f"markets (pooled fit): {not_shared_message(not_shared, shared)}"] if not_shared else []
+    ), []
+
+
+def _weeks_seen(
+    panels: dict[str | None, WeeklyPanel], config: ProjectConfig, as_of_month: str
+) -> int:
+    """Complete weeks a fit as of the month sees: those every market shares for a pooled fit
+    (it fits only those), else the fewest of any market's (each is fitted alone)."""
+    try:
+        if config.pools_markets:
+            return len(shared_windows(panels, as_of_month)[0][next(iter(panels))].frame)
+        return min(len(panel_window(panel, as_of_month, None).frame) for panel in panels.values())
+    except ContractError:  # a market without one complete week up to the month
+        return 0
+
+
 def check_history(root: Path, config: ProjectConfig, as_of_month: str) -> None:
     """Refuse (ContractError) a fit as of ``as_of_month`` that would see fewer complete weeks
     than the model needs, before any run starts: the events route counts the complete weeks
@@ -71,16 +106,17 @@ def check_history(root: Path, config: ProjectConfig, as_of_month: str) -> None:
     else:
         allow = config.project.allow_paths_outside_root
         path = resolve_project_path(root, config.sources.panel.path, allow_outside=allow)
-        counts = []
-        for market in config.project.markets or [None]:
-            try:
-                panel = build_panel_from_file(path, config, market)
-                counts.append(len(panel_window(panel, as_of_month, None).frame))
-            except ContractError:
-                counts.append(0)
-            except ConversionflowError:
-                return
-        weeks, what = min(counts), f"up to the end of {as_of_month} {path.name} has"
+        markets = config.project.markets or [None]
+        try:
+            panels = {m: build_panel_from_file(path, config, m) for m in markets}
+        except ContractError:  # e.g. a market with no rows: no weeks to fit
+            panels = {}
+        except ConversionflowError:
+            return
+        weeks = _weeks_seen(panels, config, as_of_month) if panels else 0
+        what = f"up to the end of {as_of_month} " + (
+            f"the markets of {path.name} share" if config.pools_markets else f"{path.name} has"
+        )
     problem = short_history(weeks, config.model.holdout_weeks, what)
     if problem:
         raise ContractError(problem)
@@ -125,6 +161,7 @@ def validate_inputs(
         except ConversionflowError as error:
             problems.append(f"error: {error}")
     if config.sources.route == "panel":
+        panels = {}
         for market in config.project.markets or [None]:
             name = f"weekly_panel {market}" if market else "weekly_panel"
             try:
@@ -132,9 +169,14 @@ def validate_inputs(
             except ConversionflowError as error:
                 problems.append(f"error: {error}")
                 continue
+            panels[market] = panel
             problems += _format(name, panel_rules(panel))
             lines.append(f"{name}: {len(panel.frame)} weeks, {len(panel.channels)} channels")
             notes, short = _panel_checks(panel, config, name, prior_check)
+            lines += notes
+            problems += short
+        if config.pools_markets and not problems:
+            notes, short = _shared_history(panels, config)
             lines += notes
             problems += short
         return not problems, lines + problems
