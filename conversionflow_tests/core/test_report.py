@@ -22,6 +22,7 @@ from conversionflow_dagster.core.report.data import (
     cell_text,
     display,
     headline_figures,
+    headline_table,
     num,
     payback_cell,
     recommendation,
@@ -218,6 +219,11 @@ def test_headline_from_constant_draws_is_exact():
     assert headline.business_claim.hdi_low == pytest.approx(0.0025)
     assert headline.absolute_uplift.mean == 50.0
     assert headline.current_outcome.mean == 1000.0
+    # the base of the % figures is an observed total: its row shows no interval
+    base = headline_table(headline, "conversions").row("current_outcome")
+    assert display(base["mean"]) == "1,000"
+    assert (cell_text(base["hdi_low"]), cell_text(base["hdi_high"])) == ("—", "—")
+    assert "base of the % figures" in base["figure"]
 
 
 def test_business_claim_is_raw_improvement_times_share():
@@ -288,6 +294,10 @@ def test_numbers_are_rounded_once_and_displayed_without_new_digits():
     assert display(num(3.7749e-07, "pvalue")) == "3.77e-07"
     assert display(num(0.021778, "pvalue")) == "0.0218"
     assert display(num(1.0, "pvalue")) == "1.00"
+    # counts: a tenth of a conversion is shown only where it is not noise
+    assert display(num(994585.84, "count", signed=True)) == "+994,586"
+    assert display(num(-100.04, "count")) == "-100"
+    assert display(num(42.44, "count")) == "42.4"
 
 
 def test_plot_labels_never_turn_into_mathtext():

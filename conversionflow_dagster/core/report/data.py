@@ -296,9 +296,12 @@ class Num:
 
 
 def _decimals(x: float, kind: Kind) -> int:
-    """Decimal places of ``kind``; ``ratio`` and ``pvalue`` keep three significant figures."""
+    """Decimal places of ``kind``; ``ratio`` and ``pvalue`` keep three significant figures,
+    and counts of a hundred or more are whole (a tenth of a conversion in millions is noise)."""
     if kind in ("ratio", "pvalue"):
         return 2 - math.floor(math.log10(abs(x))) if x else 0
+    if kind == "count" and abs(x) >= 100:
+        return 0
     return _DECIMALS[kind]
 
 
@@ -394,17 +397,23 @@ def headline_table(headline: Headline, target: Target) -> Table:
             headline.absolute_uplift,
             units,
         ),
-        ("current_outcome", f"Modelled {target}, current plan", headline.current_outcome, units),
+        (
+            "current_outcome",
+            f"{target.capitalize()} in the last horizon of data (the base of the % figures)",
+            headline.current_outcome,
+            units,
+        ),
     )
     rows = []
     for key, label, estimate, kind in specs:
         signed = key != "current_outcome"
+        spread = estimate.hdi_low != estimate.hdi_high  # an observed total has no interval
         rows.append(
             {
                 "figure": label,
                 "mean": num(estimate.mean, kind, signed=signed),
-                "hdi_low": num(estimate.hdi_low, kind, signed=signed),
-                "hdi_high": num(estimate.hdi_high, kind, signed=signed),
+                "hdi_low": num(estimate.hdi_low if spread else None, kind, signed=signed),
+                "hdi_high": num(estimate.hdi_high if spread else None, kind, signed=signed),
                 "p_positive": num(estimate.p_positive if signed else None, "percent"),
             }
         )
