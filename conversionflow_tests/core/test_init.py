@@ -18,6 +18,7 @@ from conversionflow_dagster.core.ingest.validation import validate_inputs
 from conversionflow_tests.conftest import REPO, SMALL_MONTHS
 from conversionflow_tests.core.init_fixtures import (
     PANEL_CHANNELS,
+    SPEND_RANGES,
     journey_month,
     monthly_investment_sheet,
     recent_spend,
@@ -318,3 +319,25 @@ def test_data_outside_the_project_root_are_allowed_explicitly(tmp_path):
     assert config.sources.panel.path == data.resolve().as_posix()
     ok, lines = validate_inputs(root, path)
     assert ok, lines
+
+
+@pytest.mark.parametrize(
+    ("suffix", "currency"), [("_EUR", "€"), (" usd", "$"), ("", None), ("mixed", None)]
+)
+def test_the_currency_the_spend_columns_name_reaches_the_report_section(
+    tmp_path, suffix, currency
+):
+    frame = total_sales_panel()
+    names = list(SPEND_RANGES)
+    if suffix == "mixed":  # two currencies: not guessed
+        frame = frame.rename(columns={names[0]: f"{names[0]}_eur", names[1]: f"{names[1]}_gbp"})
+    else:
+        frame = frame.rename(columns={n: f"{n}{suffix}" for n in names})
+    frame.to_csv(tmp_path / "weekly.csv", index=False)
+    _, path, text = _propose(tmp_path, [tmp_path / "weekly.csv"], root=tmp_path)
+    config = load_config(path)
+    assert len(config.channels) == len(names)
+    assert config.report.currency == (currency or "")
+    if currency is None:
+        assert "# currency:" in text and "set it, e.g." in text
+    assert validate_inputs(tmp_path, path)[0]

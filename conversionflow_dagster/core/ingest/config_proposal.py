@@ -18,7 +18,12 @@ import yaml
 
 from conversionflow_dagster.core.allocation.optimiser import DEFAULT_SCENARIO_FACTORS
 from conversionflow_dagster.core.config import ProjectSection
-from conversionflow_dagster.core.ingest.inference import HORIZON_WEEKS, MONTH_STEM, Inference
+from conversionflow_dagster.core.ingest.inference import (
+    HORIZON_WEEKS,
+    MONTH_STEM,
+    Inference,
+    tokens,
+)
 
 WIDTH = 100
 COMMENT_COLUMN = 32  # where a comment after a key starts, as in the shipped configs
@@ -111,6 +116,35 @@ def _money(x: float) -> str:
     return f"{x:,.0f}"
 
 
+# Currency words in column names -> the symbol the report shows before money amounts.
+CURRENCIES = {"eur": "€", "euro": "€", "euros": "€", "usd": "$", "dollar": "$", "dollars": "$",
+              "gbp": "£", "pound": "£", "pounds": "£", "jpy": "¥", "yen": "¥", "inr": "₹",
+              "chf": "CHF ", "aud": "A$", "cad": "C$", "nzd": "NZ$", "sek": "SEK ",
+              "nok": "NOK ", "dkk": "DKK ", "pln": "PLN ", "brl": "R$"}  # fmt: skip
+
+
+def _currency(inference: Inference, comments: dict[str, str]) -> object:
+    """``report.currency`` from the spend columns' names when they name one currency
+    (``search_eur``, ``TV Spend USD``), else left unset with a comment saying how to set it."""
+    key = "report.currency"
+    named = {
+        column: CURRENCIES[word]
+        for column in (c.spend_column for c in inference.channels if c.spend_column)
+        for word in tokens(column)
+        if word in CURRENCIES
+    }
+    if len(set(named.values())) == 1:
+        columns = ", ".join(list(named)[:3]) + (", ..." if len(named) > 3 else "")
+        comments[key] = f"shown before money amounts; the spend columns say so ({columns})"
+        return next(iter(named.values()))
+    comments[key] = (
+        "unset = no symbol before money amounts; "
+        + ("the spend columns name several currencies: " if named else "")
+        + "set it, e.g. '€' or '$'"
+    )
+    return Unset("€")
+
+
 def config_document(
     inference: Inference, name: str, root: Path, attributable_share: float | None = None
 ) -> tuple[dict, dict[str, str]]:
@@ -192,6 +226,7 @@ def config_document(
         },
         "report": {
             "attributable_share": _share(inference, attributable_share, comments),
+            "currency": _currency(inference, comments),
             "output_dir": "storage/reports",
         },
     }
