@@ -26,7 +26,9 @@ MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 NonNegative = Annotated[float, Field(ge=0)]
 # The span of time one row of a coarse feed covers (its date is any day inside it).
-Period = Literal["week", "month", "quarter", "year"]
+Period = Literal["day", "week", "month", "quarter", "year"]
+PERIODICALLY = {"day": "daily", "week": "weekly", "month": "monthly", "quarter": "quarterly",
+                "year": "yearly"}  # fmt: skip
 
 
 class _Strict(BaseModel):

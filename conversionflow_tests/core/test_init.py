@@ -1,5 +1,6 @@
 """`conversionflow init`'s core: recognising a stranger's data and proposing a config for it."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -277,7 +278,7 @@ def test_per_month_files_become_a_template(tmp_path, small_sample_dir):
         (b"date,colour\n2024-01-01,red\n2024-01-08,blue\n", "expected a weekly panel"),
         (b"date;sales;tv_spend\n2024-01-01;3;4\n", "separated by ';'"),
         (b"date,sales\n2024-01-01,3\n2024-01-08,\xe94\n", "not valid UTF-8"),
-        (b"date,sales,tv_spend\n2024-01-01,3,4\n2024-01-02,3,4\n", "1 day(s) apart"),
+        (b"date,sales,tv_spend\n2024-01-01,3,4\n2024-01-04,3,4\n", "3 day(s) apart"),
     ],
 )
 def test_unusable_files_are_refused_naming_the_file(tmp_path, content, expected):
@@ -341,3 +342,32 @@ def test_the_currency_the_spend_columns_name_reaches_the_report_section(
     if currency is None:
         assert "# currency:" in text and "set it, e.g." in text
     assert validate_inputs(tmp_path, path)[0]
+
+
+def test_a_daily_sheet_is_read_as_days_summed_by_week(tmp_path):
+    rng = np.random.default_rng(2)
+    days = pd.date_range("2023-01-04", periods=400, freq="D")  # a Wednesday
+    frame = pd.DataFrame(
+        {
+            "Day": days.strftime("%Y-%m-%d"),
+            "Google Ads": rng.uniform(100, 900, len(days)).round(2),
+            "TV Spend": np.where(days.isocalendar().week.to_numpy() % 4 < 2, 3000.0, 0.0),
+            "Sales (€)": rng.normal(5000, 300, len(days)).round(2),
+        }
+    )
+    frame.to_csv(tmp_path / "daily.csv", index=False)
+    inference, path, text = _propose(tmp_path, [tmp_path / "daily.csv"], root=tmp_path)
+    assert inference.periods == {"panel": "day"}
+    assert "daily rows" in text and "summed by week" in text
+    config = load_config(path)
+    assert config.sources.panel.period == "day" and config.report.currency == "€"
+    assert set(config.channels) == {"Google_Ads", "TV"}
+    ok, lines = validate_inputs(tmp_path, path)
+    assert ok, lines
+    assert "weekly_panel: 56 weeks, 2 channels" in lines  # Monday 9 Jan 2023 on, whole weeks
+    # the budget default: the 13 complete weeks to Sunday 4 February 2024 (the data end on a
+    # Wednesday)
+    recent = frame[(days >= "2023-11-06") & (days <= "2024-02-04")]
+    assert inference.recent_spend == pytest.approx(
+        recent[["Google Ads", "TV Spend"]].to_numpy().sum()
+    )

@@ -192,3 +192,45 @@ def test_a_bare_month_in_a_weekly_panel_points_to_the_panel_period(tmp_path):
         info.value
     )
     assert "or set sources.panel.period: month" in str(info.value)
+
+
+def daily_panel(tmp_path, days: int = 30, start: str = "2024-01-03"):
+    """A daily table (dates one day apart) read with sources.panel.period: day."""
+    dates = pd.date_range(start, periods=days, freq="D")
+    frame = pd.DataFrame(
+        {
+            "date": dates.strftime("%Y-%m-%d"),
+            "Search": 10.0 + np.arange(days),
+            "TV": 5.0,
+            "Sales": 100.0,
+            "Price": np.arange(days, dtype=float),
+        }
+    )
+    path, config, _ = monthly_panel(tmp_path, date="date")
+    frame.to_csv(path, index=False)
+    document = config.model_dump(exclude_none=True)
+    document["sources"]["panel"]["period"] = "day"
+    return path, parse_config(document), frame
+
+
+def test_a_daily_panel_is_summed_into_the_weeks_its_days_cover(tmp_path):
+    path, config, raw = daily_panel(tmp_path)  # Wednesday 3 Jan to Thursday 1 Feb 2024
+    panel = build_panel_from_file(path, config)
+    # the part weeks at either end are left out: Monday 8 Jan to Sunday 28 Jan
+    assert list(panel.weeks) == list(pd.date_range("2024-01-08", periods=3, freq="7D"))
+    assert not panel.missing_weeks
+    assert (panel.frame["revenue"] == 700.0).all()
+    first_week = raw.iloc[5:12]  # 8 to 14 January
+    assert panel.frame["spend__search"].iloc[0] == first_week["Search"].sum()
+    assert panel.frame["control__price"].iloc[0] == first_week["Price"].mean()  # a level
+    assert all(o.passed for o in panel_rules(panel)), panel_rules(panel)
+
+
+def test_a_missing_day_makes_its_week_missing_and_says_so(tmp_path):
+    path, config, raw = daily_panel(tmp_path, days=35, start="2024-01-01")
+    raw.drop(index=10).to_csv(path, index=False)  # Thursday 11 January
+    panel = build_panel_from_file(path, config)
+    assert panel.missing_weeks == ("2024-01-08",)
+    path, config, raw = daily_panel(tmp_path, days=5)
+    with pytest.raises(ContractError, match=r"its rows \(daily, sources.panel.period\) cover no"):
+        build_panel_from_file(path, config)

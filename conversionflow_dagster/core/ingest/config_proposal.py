@@ -121,25 +121,30 @@ CURRENCIES = {"eur": "€", "euro": "€", "euros": "€", "usd": "$", "dollar":
               "gbp": "£", "pound": "£", "pounds": "£", "jpy": "¥", "yen": "¥", "inr": "₹",
               "chf": "CHF ", "aud": "A$", "cad": "C$", "nzd": "NZ$", "sek": "SEK ",
               "nok": "NOK ", "dkk": "DKK ", "pln": "PLN ", "brl": "R$"}  # fmt: skip
+CURRENCY_SIGNS = ("€", "£", "¥", "₹", "$")  # in a name such as "Sales (€)"
 
 
 def _currency(inference: Inference, comments: dict[str, str]) -> object:
-    """``report.currency`` from the spend columns' names when they name one currency
-    (``search_eur``, ``TV Spend USD``), else left unset with a comment saying how to set it."""
+    """``report.currency`` from the money columns' names (spend, and revenue) when they name
+    one currency (``search_eur``, ``TV Spend USD``, ``Sales (€)``), else left unset with a
+    comment saying how to set it."""
     key = "report.currency"
+    columns = [c.spend_column for c in inference.channels if c.spend_column]
+    columns += [inference.columns.get("panel", {}).get("revenue")]
     named = {
-        column: CURRENCIES[word]
-        for column in (c.spend_column for c in inference.channels if c.spend_column)
-        for word in tokens(column)
-        if word in CURRENCIES
+        column: symbol
+        for column in filter(None, columns)
+        for symbol in [CURRENCIES.get(word) for word in tokens(column)]
+        + [sign for sign in CURRENCY_SIGNS if sign in column]
+        if symbol
     }
     if len(set(named.values())) == 1:
         columns = ", ".join(list(named)[:3]) + (", ..." if len(named) > 3 else "")
-        comments[key] = f"shown before money amounts; the spend columns say so ({columns})"
+        comments[key] = f"shown before money amounts; the column names say so ({columns})"
         return next(iter(named.values()))
     comments[key] = (
         "unset = no symbol before money amounts; "
-        + ("the spend columns name several currencies: " if named else "")
+        + ("the column names name several currencies: " if named else "")
         + "set it, e.g. '€' or '$'"
     )
     return Unset("€")

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from conversionflow_dagster.core.config import WEEKDAYS, OptimisationSection
+from conversionflow_dagster.core.config import PERIODICALLY, WEEKDAYS, OptimisationSection
 from conversionflow_dagster.core.errors import InputDataError
 from conversionflow_dagster.core.ingest.panel import complete_weeks, week_floor
 from conversionflow_dagster.core.ingest.periods import period_bounds
@@ -268,7 +268,7 @@ def _unique(name: str, taken: set[str]) -> str:
 class _Shape:
     date: str  # the column that dates a row (the year column when a year and month do)
     dated_by: dict[str, str]  # config field (date, or year and month) -> column
-    period: str | None  # what a row covers: month, quarter or year; None for days and weeks
+    period: str | None  # what a row covers: day, month, quarter or year; None for weeks
     days: pd.Series  # dates at midnight
     has_time: bool
     rows_per_day: float
@@ -350,16 +350,19 @@ def _shape(source: _Source) -> _Shape:
         period = "month" if "month" in dated_by else "year"
     else:
         period = next((p for p, (lo, hi) in PERIODS.items() if lo <= spacing <= hi), None)
+    has_time, one_row_per_date = bool((stamps != days).any()), not keys.duplicated().any()
+    if period is None and spacing == 1 and one_row_per_date and not has_time:
+        period = "day"  # a daily table: its days are summed by week
     return _Shape(
         date=next(iter(dated_by.values())),
         dated_by=dated_by,
         period=period,
         days=days,
-        has_time=bool((stamps != days).any()),
+        has_time=has_time,
         rows_per_day=len(days) / max(len(distinct), 1),
         spacing=spacing,
         market=market,
-        one_row_per_date=not keys.duplicated().any(),
+        one_row_per_date=one_row_per_date,
     )
 
 
@@ -425,9 +428,9 @@ def _kind(source: _Source, shape: _Shape) -> str:
         raise InputDataError(
             source.template,
             f"one row per date, but the dates in {shape.date!r} are {shape.spacing:g} day(s) "
-            "apart; conversionflow models weekly data: add the rows up to one per week (dates 7 "
-            "days apart; a month, quarter or year apart are spread over their days), or give "
-            "the event log they came from",
+            "apart; conversionflow models weekly data: give one row per day, week, month, "
+            "quarter or year (daily rows are summed by week, coarser ones spread over their "
+            "days), or the event log they came from",
         )
     if "spend" in roles:
         return "spend"
@@ -559,18 +562,27 @@ def _dating_guesses(shape: _Shape, section: str, guesses: list[Guess]) -> None:
         why = f"dated by a year{' and a month' if 'month' in shape.dated_by else ''} column"
     else:
         every = {1: "daily", 7: "weekly"}.get(round(shape.spacing), f"{shape.spacing:g}-day")
-        every = f"{shape.period}ly" if shape.period else every
+        every = PERIODICALLY[shape.period] if shape.period else every
         span = f"ISO dates, {every} rows, {first.date()}..{last.date()}"
         guesses.append(Guess(f"{section}.columns.date", shape.date, span))
-        why = f"dates about {shape.spacing:g} days apart"
+        why = (
+            "dates a day apart"
+            if shape.period == "day"
+            else f"dates about {shape.spacing:g} days apart"
+        )
     if shape.period:
         guesses.append(
             Guess(
                 f"{section}.period",
                 shape.period,
-                f"{why}: each row covers a {shape.period}, spread evenly over its days",
+                f"{why}: each row covers a {shape.period}, {_to_weeks(shape.period)}",
             )
         )
+
+
+def _to_weeks(period: str) -> str:
+    """How rows of ``period`` become weeks, in the words of the config's comments."""
+    return "summed by week" if period == "day" else "spread evenly over its days"
 
 
 def _coverage(shape: _Shape) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -590,7 +602,7 @@ def _panel(source: _Source, shape: _Shape) -> Inference:
     week_start = _weekday(shape.days)
     if shape.period:
         week_start = "monday"
-        why = f"each {shape.period} is spread over its days; weeks start on Monday, the default"
+        why = f"rows {_to_weeks(shape.period)}; weeks start on Monday, the default"
         guesses.append(Guess("project.week_start", week_start, why))
     elif week_start is None:
         week_start = "monday"

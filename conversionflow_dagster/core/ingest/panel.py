@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from conversionflow_dagster.core.atomic import atomic_path
-from conversionflow_dagster.core.config import ProjectConfig
+from conversionflow_dagster.core.config import PERIODICALLY, ProjectConfig
 from conversionflow_dagster.core.errors import ContractError, InputDataError
 from conversionflow_dagster.core.ingest.controls import (
     CONTROL_PREFIX,
@@ -380,7 +380,8 @@ def _spread_to_weeks(
     complete = days.index[(days == 7).to_numpy()]
     if complete.empty:
         raise ContractError(
-            f"{path}: its rows ({period}ly, sources.panel.period) cover no complete week"
+            f"{path}: its rows ({PERIODICALLY[period]}, sources.panel.period) cover no complete "
+            "week (a week needs all 7 of its days)"
         )
     expected = pd.date_range(complete[0], complete[-1], freq="7D", name="week_start")
     in_weeks = week.isin(complete).to_numpy()

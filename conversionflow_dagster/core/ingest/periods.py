@@ -1,4 +1,5 @@
-"""Coarse feeds: rows that each cover a week, month, quarter or year, spread over their days.
+"""Feeds not by week: rows that each cover a day, week, month, quarter or year, spread over
+their days (a day's row is its own day) and then summed by week.
 
 Many marketing feeds give spend per month. The model is weekly, so a row's amount is divided
 evenly over the days of its period, and a week then gets the share of the period's days it
@@ -17,7 +18,7 @@ from conversionflow_dagster.core.errors import ContractError
 from conversionflow_dagster.core.ingest.tables import Table, parse_timestamps, parse_year_month
 
 DAY = pd.Timedelta(days=1)
-PANDAS_PERIOD = {"month": "M", "quarter": "Q", "year": "Y"}
+PANDAS_PERIOD = {"day": "D", "month": "M", "quarter": "Q", "year": "Y"}
 
 
 def row_dates(table: Table, columns, period: Period | None, source_key: str) -> pd.Series:
