@@ -166,6 +166,27 @@ class _PeriodicSource(_Strict):
     columns: _DateColumns
     # None: a row belongs to the week its date falls in (daily or weekly rows).
     period: Period | None = None
+    # strftime codes of columns.date when it is not ISO 8601, e.g. "%d/%m/%Y" for 20/01/2024
+    date_format: str | None = None
+
+    @field_validator("date_format")
+    @classmethod
+    def _whole_dates(cls, value: str | None) -> str | None:
+        """A format must name the day, month and year: read back, a date is itself."""
+        if value is None:
+            return value
+        day = dt.datetime(2024, 1, 20)
+        try:
+            same = dt.datetime.strptime(day.strftime(value), value) == day
+        except ValueError:
+            same = False
+        if not same:
+            raise ValueError(
+                f"date_format {value!r} does not read back a whole date (20 January 2024 "
+                f"written with it is {day.strftime(value)!r}): use strftime codes for the day, "
+                "month and year, e.g. '%d/%m/%Y' for 20/01/2024 or '%m/%d/%Y' for 01/20/2024"
+            )
+        return value
 
     @property
     def row_period(self) -> Period | None:

@@ -171,3 +171,13 @@ def test_markets_are_pooled_by_default_and_the_mass_matrix_follows_the_fit():
     document["model"]["markets"] = "pooled"
     with pytest.raises(ConfigError, match=r"model\.markets: .*'independent' or 'hierarchical'"):
         parse_config(document)
+
+
+@pytest.mark.parametrize("form", ["%d/%m", "%Y-%m", "not a format"])
+def test_a_date_format_must_read_back_a_whole_date(form):
+    document = yaml.safe_load((REPO / "configs/robyn_weekly.yaml").read_text())
+    document["sources"]["panel"]["date_format"] = form
+    with pytest.raises(ConfigError, match=r"sources.panel.date_format: .*does not read back a"):
+        parse_config(document)
+    document["sources"]["panel"]["date_format"] = "%d/%m/%Y"
+    assert parse_config(document).sources.panel.date_format == "%d/%m/%Y"

@@ -1,5 +1,7 @@
 """`conversionflow init`'s core: recognising a stranger's data and proposing a config for it."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from conversionflow_dagster.core.ingest.config_proposal import (
     summary_lines,
 )
 from conversionflow_dagster.core.ingest.inference import inspect_files
+from conversionflow_dagster.core.ingest.panel import build_panel_from_file
 from conversionflow_dagster.core.ingest.validation import validate_inputs
 from conversionflow_tests.conftest import REPO, SMALL_MONTHS
 from conversionflow_tests.core.init_fixtures import (
@@ -371,3 +374,34 @@ def test_a_daily_sheet_is_read_as_days_summed_by_week(tmp_path):
     assert inference.recent_spend == pytest.approx(
         recent[["Google Ads", "TV Spend"]].to_numpy().sum()
     )
+
+
+@pytest.mark.parametrize("form", ["%d/%m/%Y", "%m/%d/%Y", "%d.%m.%y"])
+def test_dates_written_day_or_month_first_are_read_in_the_one_form_that_fits(tmp_path, form):
+    frame = total_sales_panel()
+    iso = pd.to_datetime(frame["Week"])
+    frame["Week"] = iso.dt.strftime(form)
+    frame.to_csv(tmp_path / "weekly.csv", index=False)
+    inference, path, _ = _propose(tmp_path, [tmp_path / "weekly.csv"], root=tmp_path)
+    assert inference.date_formats == {"panel": form}
+    config = load_config(path)
+    assert config.sources.panel.date_format == form
+    ok, lines = validate_inputs(tmp_path, path)
+    assert ok, lines
+    panel = build_panel_from_file(tmp_path / "weekly.csv", config)
+    assert list(panel.weeks) == list(iso)
+    # a row in another form is refused, naming its line and the form expected
+    frame.loc[5, "Week"] = iso[5].strftime("%Y-%m-%d")
+    frame.to_csv(tmp_path / "weekly.csv", index=False)
+    example = pd.Timestamp("2024-01-20").strftime(form)
+    expected = rf"line 7, column 'Week': expected a date like '{re.escape(example)}' \(sources"
+    with pytest.raises(InputDataError, match=expected):
+        build_panel_from_file(tmp_path / "weekly.csv", config)
+
+
+def test_dates_that_read_day_or_month_first_alike_are_left_to_the_user(tmp_path):
+    frame = total_sales_panel().head(2)  # 3 and 10 January: no day above 12
+    frame["Week"] = pd.to_datetime(frame["Week"]).dt.strftime("%d/%m/%Y")
+    frame.to_csv(tmp_path / "weekly.csv", index=False)
+    with pytest.raises(InputDataError, match=r"read as %d/%m/%Y or %m/%d/%Y alike"):
+        inspect_files([tmp_path / "weekly.csv"])

@@ -194,6 +194,8 @@ def config_document(
                 source["conversion_types"] = list(inference.conversion_types)
             if role in inference.periods:
                 source["period"] = inference.periods[role]
+            if role in inference.date_formats:
+                source["date_format"] = inference.date_formats[role]
             _blank_as_zero(inference, f"sources.{role}", source, comments)
     channels = {}
     for channel in inference.channels:

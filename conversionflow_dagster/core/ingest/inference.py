@@ -29,7 +29,10 @@ from conversionflow_dagster.core.months import shift_month
 HORIZON_WEEKS: int = OptimisationSection.model_fields["horizon_weeks"].default
 MONTH_STEM = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")  # per-month files: YYYY-MM.csv
 ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")  # an ISO 8601 date with a day
-OTHER_DATE = re.compile(r"^\d{1,2}[/.]\d{1,2}[/.]\d{2,4}")  # 20/01/2024, 1.20.24, ...
+OTHER_DATE = re.compile(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")  # 20/01/2024, 1.20.24, ...
+# Numeric date forms init reads besides ISO 8601 (proposed as date_format when one fits).
+OTHER_DATE_FORMATS = ("%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%m-%d-%Y",
+                      "%d/%m/%y", "%m/%d/%y", "%d.%m.%y")  # fmt: skip
 MAX_LEVELS = 12  # a text column with at most this many values can be a categorical control
 
 # Words in column names (lower-cased tokens) that carry the evidence.
@@ -136,6 +139,7 @@ class Inference:
     recent_spend: float | None = None  # all channels (and markets), last HORIZON_WEEKS
     conversion_types: tuple[str, ...] = ()  # events route: event types that are conversions
     periods: dict[str, str] = field(default_factory=dict)  # role -> period a row covers
+    date_formats: dict[str, str] = field(default_factory=dict)  # role -> non-ISO date form
     # config section -> why its blank_as_zero is proposed (written commented out: the user's call)
     blank_as_zero: dict[str, str] = field(default_factory=dict)
     guesses: tuple[Guess, ...] = ()
@@ -275,20 +279,26 @@ class _Shape:
     spacing: float  # median days between distinct dates
     market: str | None  # a column with one row per market and date
     one_row_per_date: bool  # (per market with a market column)
+    date_format: str | None = None  # strftime codes of a date column that is not ISO 8601
 
 
-def _dating(source: _Source) -> tuple[dict[str, str], pd.Series]:
-    """The columns that date each row (an ISO date column, else a year and a month column)
-    and the dates they give."""
+def _dating(source: _Source) -> tuple[dict[str, str], pd.Series, str | None]:
+    """The columns that date each row (an ISO date column, else one of dates in another
+    numeric form such as 20/01/2024, else a year and a month column), the dates they give
+    and, for the other form, its strftime codes."""
     dates = [c for c in source.columns.values() if c.kind == "date" and c.blanks == 0]
+
+    def rank(column: _Column) -> int:
+        named = [i for i, word in enumerate(DATE_WORDS) if word in column.tokens]
+        return named[0] if named else len(DATE_WORDS)
+
     if dates:
-
-        def rank(column: _Column) -> int:
-            named = [i for i, word in enumerate(DATE_WORDS) if word in column.tokens]
-            return named[0] if named else len(DATE_WORDS)
-
         date = min(dates, key=rank)
-        return {"date": date.name}, date.values
+        return {"date": date.name}, date.values, None
+    for column in sorted(source.columns.values(), key=rank):
+        found = _other_date_format(source, column)
+        if found is not None:
+            return {"date": column.name}, *found
     year = next((c for c in source.columns.values() if _is_year(c)), None)
     if year is None:
         raise InputDataError(source.template, _no_date_problem(source))
@@ -296,7 +306,30 @@ def _dating(source: _Source) -> tuple[dict[str, str], pd.Series]:
     months = 1 if month is None else _month_numbers(month)
     stamps = pd.to_datetime(pd.DataFrame({"year": year.values, "month": months, "day": 1}))
     dated_by = {"year": year.name} | ({"month": month.name} if month is not None else {})
-    return dated_by, stamps
+    return dated_by, stamps, None
+
+
+def _other_date_format(source: _Source, column: _Column) -> tuple[pd.Series, str] | None:
+    """(dates, format) when every value of ``column`` is a date in exactly one of
+    :data:`OTHER_DATE_FORMATS`; None when it holds no such dates. Day-first and month-first
+    both reading every value (no day above 12) is refused: the file must say which."""
+    values = column.values
+    if column.kind != "text" or column.blanks or not values.str.match(OTHER_DATE).all():
+        return None
+    text = values.str.strip()
+    fits = {}
+    for form in OTHER_DATE_FORMATS:
+        parsed = pd.to_datetime(text, format=form, errors="coerce")
+        if parsed.notna().all():
+            fits[form] = parsed
+    if len(fits) > 1:
+        raise InputDataError(
+            source.template,
+            f"column {column.name!r} holds dates like {values.iloc[0]!r} that read as "
+            f"{' or '.join(fits)} alike (no day above 12): set sources.<panel or "
+            "spend>.date_format in the config to the one they are",
+        )
+    return next(((dates, form) for form, dates in fits.items()), None)
 
 
 def _is_year(column: _Column) -> bool:
@@ -328,8 +361,9 @@ def _no_date_problem(source: _Source) -> str:
         sample = column.values.dropna()
         if column.kind == "text" and len(sample) and sample.str.match(OTHER_DATE).all():
             hint = (
-                f"; column {column.name!r} holds dates like {sample.iloc[0]!r}, but the pipeline "
-                "reads ISO 8601 dates (2024-01-20): convert that column"
+                f"; column {column.name!r} holds dates like {sample.iloc[0]!r}, which no one "
+                "numeric date form reads in full: convert that column to ISO 8601 dates "
+                "(2024-01-20), or set sources.<panel or spend>.date_format to its strftime codes"
             )
             break
     return (
@@ -339,7 +373,7 @@ def _no_date_problem(source: _Source) -> str:
 
 
 def _shape(source: _Source) -> _Shape:
-    dated_by, stamps = _dating(source)
+    dated_by, stamps, date_format = _dating(source)
     days = stamps.dt.normalize()
     distinct = np.sort(days.unique())
     steps = np.diff(distinct).astype("timedelta64[D]").astype(int)
@@ -363,6 +397,7 @@ def _shape(source: _Source) -> _Shape:
         spacing=spacing,
         market=market,
         one_row_per_date=one_row_per_date,
+        date_format=date_format,
     )
 
 
@@ -563,8 +598,14 @@ def _dating_guesses(shape: _Shape, section: str, guesses: list[Guess]) -> None:
     else:
         every = {1: "daily", 7: "weekly"}.get(round(shape.spacing), f"{shape.spacing:g}-day")
         every = PERIODICALLY[shape.period] if shape.period else every
-        span = f"ISO dates, {every} rows, {first.date()}..{last.date()}"
+        form = "ISO dates"
+        if shape.date_format is not None:
+            form = f"dates like {pd.Timestamp('2024-01-20').strftime(shape.date_format)}"
+        span = f"{form}, {every} rows, {first.date()}..{last.date()}"
         guesses.append(Guess(f"{section}.columns.date", shape.date, span))
+        if shape.date_format is not None:
+            why = "the only numeric date form that reads every value"
+            guesses.append(Guess(f"{section}.date_format", shape.date_format, why))
         why = (
             "dates a day apart"
             if shape.period == "day"
@@ -664,6 +705,7 @@ def _panel(source: _Source, shape: _Shape) -> Inference:
         markets=markets,
         recent_spend=_recent_spend(shape, spend) if spend_columns else None,
         periods={"panel": shape.period} if shape.period else {},
+        date_formats={"panel": shape.date_format} if shape.date_format else {},
         blank_as_zero=blanks,
         guesses=tuple(guesses),
         notes=tuple(notes),
@@ -902,6 +944,9 @@ def _events(by_kind: dict[str, list]) -> Inference:
         recent_spend=recent,
         conversion_types=conversion_types,
         periods={"spend": spend_shape.period} if spend_shape and spend_shape.period else {},
+        date_formats=(
+            {"spend": spend_shape.date_format} if spend_shape and spend_shape.date_format else {}
+        ),
         blank_as_zero=blanks,
         guesses=tuple(guesses),
         notes=tuple(notes),

@@ -322,7 +322,7 @@ def build_panel_from_file(
         "sources.panel.columns / channels / controls",
     )
     period, date_column = panel_cfg.row_period, next(iter(date_columns.values()))
-    dates = row_dates(table, cols, period, "sources.panel")
+    dates = row_dates(table, cols, period, "sources.panel", panel_cfg.date_format)
     if period is None:
         weeks = week_floor(dates, config.project.week_start_index)
         _refuse_duplicate_weeks(table, weeks, date_column)

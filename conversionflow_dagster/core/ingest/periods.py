@@ -21,13 +21,18 @@ DAY = pd.Timedelta(days=1)
 PANDAS_PERIOD = {"day": "D", "month": "M", "quarter": "Q", "year": "Y"}
 
 
-def row_dates(table: Table, columns, period: Period | None, source_key: str) -> pd.Series:
-    """Each row's date, from ``columns.date`` or from ``columns.year`` (and ``columns.month``);
-    with a ``period``, the first day of the period the row covers."""
+def row_dates(
+    table: Table, columns, period: Period | None, source_key: str, date_format: str | None = None
+) -> pd.Series:
+    """Each row's date, from ``columns.date`` (ISO 8601, or in ``date_format``) or from
+    ``columns.year`` (and ``columns.month``); with a ``period``, the first day of the period
+    the row covers."""
     if columns.year is not None:
         dates = parse_year_month(table, columns.year, columns.month)
     else:
-        dates = parse_timestamps(table, columns.date, period=period, source_key=source_key)
+        dates = parse_timestamps(
+            table, columns.date, period=period, source_key=source_key, date_format=date_format
+        )
     return dates if period is None else period_bounds(dates, period)[0]
 
 

@@ -54,7 +54,7 @@ def _dates(table: Table, config: ProjectConfig) -> tuple[pd.Series, str, str]:
     """Each row's date (its period's start for a coarse feed), the column errors name, and
     what one row per date means ('date', or the period)."""
     source = config.sources.spend
-    dates = row_dates(table, source.columns, source.row_period, SOURCE_KEY)
+    dates = row_dates(table, source.columns, source.row_period, SOURCE_KEY, source.date_format)
     return dates, next(iter(source.columns.date_fields().values())), source.row_period or "date"
 
 

@@ -284,9 +284,15 @@ def _blank(series: pd.Series) -> np.ndarray:
 
 
 def parse_timestamps(
-    table: Table, column: str, *, period: str | None = None, source_key: str | None = None
+    table: Table,
+    column: str,
+    *,
+    period: str | None = None,
+    source_key: str | None = None,
+    date_format: str | None = None,
 ) -> pd.Series:
-    """ISO 8601 dates or timestamps; offsets are converted to UTC and dropped.
+    """ISO 8601 dates or timestamps; offsets are converted to UTC and dropped. With a
+    ``date_format`` (strftime codes, e.g. ``%d/%m/%Y``) every value must have that form.
 
     A bare year or year-month parses as its first day, so '2024' would silently become
     1 January; such values (and month numbers) are refused unless ``period`` says each row
@@ -297,6 +303,15 @@ def parse_timestamps(
     refused = np.zeros(len(raw), dtype=bool)
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = raw
+    elif date_format is not None:
+        text = raw.astype("string").str.strip()
+        parsed = pd.to_datetime(text, format=date_format, errors="coerce")
+        if parsed.isna().any():
+            example = pd.Timestamp("2024-01-20").strftime(date_format)
+            where = f" ({source_key}.date_format)" if source_key else ""
+            raise _first_bad(
+                table, parsed.isna().to_numpy(), column, f"a date like {example!r}{where}"
+            )
     else:
         parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
         refused = _read_partial(raw, parsed, period)
