@@ -68,9 +68,17 @@ class NetCDFIOManager(dg.UPathIOManager):
         save_trace(obj, path)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> object:
+        """A step of one market reads only its market of a pooled trace: every market's export
+        and report reading the whole file would read it markets x markets times."""
         from conversionflow_dagster.core.model.fitting import load_trace
+        from conversionflow_dagster.partitions import market_of  # it imports this module
 
-        return load_trace(path)
+        market = market_of(context.partition_key) if context.has_partition_key else None
+        if market is None:
+            return load_trace(path)
+        from conversionflow_dagster.core.model.hierarchical import is_pooled, market_trace
+
+        return load_trace(path, lambda t: market_trace(t, market) if is_pooled(t) else t)
 
 
 class ExportJSONIOManager(dg.UPathIOManager):

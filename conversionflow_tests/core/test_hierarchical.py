@@ -6,6 +6,7 @@ import json
 import arviz as az
 import numpy as np
 import pytest
+import xarray as xr
 
 from conversionflow_dagster.core.config import Gates
 from conversionflow_dagster.core.errors import ContractError
@@ -80,7 +81,14 @@ def test_one_trace_holds_every_market_and_its_own_scales(quick, sim, tmp_path):
     first, last = sim.panels["M00"].channel_names[0], sim.panels["M00"].channel_names[-1]
     assert {f"adstock_decay_market_z[{m}, {first}]" for m in sim.panels} <= names
     assert {"media_effect_market_sd", f"saturation_lam_population[{last}]", "level[M01]"} <= names
-    assert is_pooled(load_trace(save_trace(idata, tmp_path / "pooled.nc")))
+    path = save_trace(idata, tmp_path / "pooled.nc")
+    assert is_pooled(load_trace(path))
+    # One market's steps read only that market of the file, the same numbers as the whole.
+    one = load_trace(path, lambda t: market_trace(t, "M01"))
+    whole = market_trace(load_trace(path), "M01")
+    assert one.log_likelihood["y"].dims == ("chain", "draw", "week")
+    for group in one.groups():
+        xr.testing.assert_identical(one[group], whole[group])
 
 
 def test_a_market_view_reads_like_a_single_market_trace(quick, sim):

@@ -436,9 +436,14 @@ def save_trace(idata: az.InferenceData, path: str | Path) -> Path:
     return Path(path)
 
 
-def load_trace(path: str | Path) -> az.InferenceData:
-    """Read a trace written by :func:`save_trace` fully into memory."""
+def load_trace(
+    path: str | Path, view: Callable[[az.InferenceData], az.InferenceData] | None = None
+) -> az.InferenceData:
+    """Read a trace written by :func:`save_trace` fully into memory; with ``view`` (say, one
+    market of a pooled trace) only what the view keeps, as the file is opened lazily."""
     idata = az.from_netcdf(str(path), engine="h5netcdf")
+    if view is not None:
+        idata = view(idata)
     for group in idata.groups():
         idata[group].load()
     return idata
