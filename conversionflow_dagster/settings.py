@@ -46,8 +46,11 @@ def jax_cache_dir(root: Path | None = None) -> Path:
     """JAX's persistent compilation cache: a refit of the same shapes does not recompile.
 
     Shared by all projects on purpose: entries are keyed by the compiled program's hash and hold
-    no data, so one project can never read another's numbers from it."""
-    return storage_dir(root) / "jax_cache"
+    no data, so one project can never read another's numbers from it. JAX's own
+    ``JAX_COMPILATION_CACHE_DIR``, when set, names it instead (one cache for several roots, as
+    the tests use)."""
+    chosen = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    return Path(chosen) if chosen else storage_dir(root) / "jax_cache"
 
 
 def ensure_dagster_home(root: Path | None = None) -> Path:

@@ -1,6 +1,7 @@
 """Shared fixtures: a small generated project on disk, and a real Dagster instance."""
 
 import atexit
+import collections
 import datetime as dt
 import os
 import shutil
@@ -21,15 +22,35 @@ from conversionflow_dagster.core.synthetic.events import SyntheticSpec, simulate
 REPO = Path(__file__).resolve().parents[1]
 # Dagster instances made by tests must not try to report usage anywhere.
 os.environ["DAGSTER_DISABLE_TELEMETRY"] = "yes"
-# One persistent JAX compilation cache per test process (set before anything imports JAX): a
-# test that fits the shapes an earlier one fitted (a determinism check, a refit) reuses its
-# compiled programs, as a monthly run does. Runs of a project still use the project's cache.
+# One persistent JAX compilation cache per test run (set before anything imports JAX; the xdist
+# workers and every subprocess inherit it, and settings.jax_cache_dir gives it to the runs of
+# every test project too): a test that fits the shapes an earlier one fitted (a determinism
+# check, a refit, another test's short fit) reuses its compiled programs, as a monthly run does.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="cf-tests-jax-")
     atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 # 22 weeks from 2023-01-02: months January..May are fully covered (the last week runs into June).
 SMALL_SPEC = SyntheticSpec(n_weeks=22, n_channels=7, seed=7, start=dt.date(2023, 1, 2))
 SMALL_MONTHS = ["2023-01", "2023-02", "2023-03", "2023-04", "2023-05"]
+# The short fit of the tests that fit only to drive Dagster, the CLI or a cluster, and gates it
+# passes. One setting for all of them, so they share one compiled sampler (a program is keyed by
+# the data's shapes, the chains, the warm-up and the draws per chunk): only the first compiles.
+SHORT_FIT = {"chains": 2, "warmup": 30, "draws": 30}
+LOOSE_GATES = {"max_r_hat": 10.0, "min_ess_bulk": 0, "min_ess_tail": 0, "max_divergences": 10**6}
+# The same in the config file (write_config's overrides) rather than in a run's config.
+SHORT_FIT_CONFIG = {"model.gates": LOOSE_GATES, **{f"model.{k}": n for k, n in SHORT_FIT.items()}}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long files first. The two workers take a file at a time in this order (pyproject.toml:
+    --dist loadfile --no-loadscope-reorder), so the long ones start early and the many short
+    ones even out the end; xdist's own order (most tests first) left the minutes-long
+    end-to-end files, which hold one or few tests, to run last while the other worker idled.
+    A file with a slow test comes first, then files of few tests (end-to-end runs) before
+    files of many (unit tests); a file's tests keep their order."""
+    tests = collections.Counter(item.path for item in items)
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (item.path not in slow, tests[item.path]))
 
 
 CHROMIUM_ARGS = [  # headless, and no background traffic on a machine without a network

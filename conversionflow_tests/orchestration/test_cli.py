@@ -15,6 +15,7 @@ from conversionflow_dagster.cli import main
 from conversionflow_dagster.core.model.fitting import load_trace
 from conversionflow_tests.conftest import (
     REPO,
+    SHORT_FIT_CONFIG,
     SMALL_MONTHS,
     asset_key,
     start_ui,
@@ -23,26 +24,13 @@ from conversionflow_tests.conftest import (
 )
 
 LAST = SMALL_MONTHS[-1]
-# Short fits pass these relaxed gates, so the flag tests reach stages 1 and 2 quickly.
-RELAXED = {
-    "model.gates": {
-        "max_r_hat": 10.0,
-        "min_ess_bulk": 0,
-        "min_ess_tail": 0,
-        "max_divergences": 100000,
-    },
-    "model.chains": 2,
-    "model.warmup": 40,
-    "model.draws": 40,
-}
-
 
 @pytest.fixture(scope="module")
 def cli_project(tmp_path_factory, small_sample_dir):
     """The small project, ingested and fitted once with --stage1-only."""
     root = tmp_path_factory.mktemp("cli_project")
     shutil.copytree(small_sample_dir, root / "data" / "sample")
-    write_config(root, **RELAXED)
+    write_config(root, **SHORT_FIT_CONFIG)  # the flag tests reach stages 1 and 2 quickly
     env = {
         "CONVERSIONFLOW_ROOT": str(root),
         "CONVERSIONFLOW_CONFIG": "configs/test.yaml",

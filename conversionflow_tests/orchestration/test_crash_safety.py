@@ -9,7 +9,7 @@ import time
 import dagster as dg
 import pytest
 
-from conversionflow_tests.conftest import SMALL_MONTHS, write_config
+from conversionflow_tests.conftest import LOOSE_GATES, SHORT_FIT, SMALL_MONTHS, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -19,20 +19,25 @@ from pathlib import Path
 import dagster as dg
 from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
-root, draws = Path(sys.argv[1]), int(sys.argv[2])
+root, (chains, warmup, draws) = Path(sys.argv[1]), map(int, sys.argv[2:])
 defs = build_definitions(root, root / "configs" / "test.yaml")
 plan = pipeline_plan([], fit_months=["2023-05"], ingest=False, stage2=False)
 plan = [r for r in plan if r.name.startswith("stage 1")]
-config = {"posterior_trace": {"chains": 2, "warmup": draws, "draws": draws}}
+config = {"posterior_trace": {"chains": chains, "warmup": warmup, "draws": draws}}
 with dg.DagsterInstance.get() as instance:
     summary = execute_plan(defs, instance, plan, asset_config=config, log_level="INFO")
 sys.exit(0 if summary.runs else 3)
 """
 
 
+# Each fit is the tests' short fit with its own draws, all multiples of one chunk
+# (chunk_size(30, n) == 3 for n = 30, 60, 30 000): the three run one compiled sampler, so only
+# the first compiles and the one to be killed is sampling within seconds.
 def fit(project, draws: int, **popen):
     env = {**os.environ, "DAGSTER_HOME": str(project / "dagster_home")}
-    return subprocess.Popen([sys.executable, "-c", FIT, str(project), str(draws)], env=env, **popen)
+    sampler = (SHORT_FIT["chains"], SHORT_FIT["warmup"], draws)
+    command = [sys.executable, "-c", FIT, str(project), *map(str, sampler)]
+    return subprocess.Popen(command, env=env, **popen)
 
 
 def test_sigkill_mid_sampling_keeps_the_previous_trace(project):
@@ -41,8 +46,7 @@ def test_sigkill_mid_sampling_keeps_the_previous_trace(project):
     from conversionflow_dagster.runner import execute_plan, pipeline_plan
 
     # short fits that the gates let through: a refused fit would store no trace at all
-    loose = {"max_r_hat": 10.0, "min_ess_bulk": 0, "min_ess_tail": 0, "max_divergences": 10**6}
-    write_config(project, **{"model.gates": loose})
+    write_config(project, **{"model.gates": LOOSE_GATES})
     home = project / "dagster_home"
     home.mkdir()
     os.environ["DAGSTER_HOME"] = str(home)
@@ -53,12 +57,12 @@ def test_sigkill_mid_sampling_keeps_the_previous_trace(project):
     finally:
         os.environ.pop("DAGSTER_HOME")
     trace = project / "storage/assets/sample/posterior_trace/2023-05-01.nc"
-    assert fit(project, 30).wait(timeout=600) == 0
+    assert fit(project, SHORT_FIT["draws"]).wait(timeout=600) == 0
     before = trace.read_bytes()
 
     log = project / "fit.log"
     with open(log, "w") as out:
-        process = fit(project, 100_000, stdout=out, stderr=subprocess.STDOUT)
+        process = fit(project, 30_000, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
         while "sampling:" not in log.read_text() and "warm-up:" not in log.read_text():
             assert process.poll() is None, log.read_text()[-3000:]
@@ -68,7 +72,7 @@ def test_sigkill_mid_sampling_keeps_the_previous_trace(project):
         process.wait(timeout=60)
 
     assert trace.read_bytes() == before
-    assert load_trace(trace).posterior.sizes["draw"] == 30
+    assert load_trace(trace).posterior.sizes["draw"] == SHORT_FIT["draws"]
     assert not list(trace.parent.glob(".*.tmp"))
-    assert fit(project, 40).wait(timeout=600) == 0
-    assert load_trace(trace).posterior.sizes["draw"] == 40
+    assert fit(project, 60).wait(timeout=600) == 0
+    assert load_trace(trace).posterior.sizes["draw"] == 60

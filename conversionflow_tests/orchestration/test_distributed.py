@@ -12,7 +12,14 @@ import yaml
 
 from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
-from conversionflow_tests.conftest import REPO, SMALL_MONTHS, asset_key, free_port, write_config
+from conversionflow_tests.conftest import (
+    REPO,
+    SHORT_FIT_CONFIG,
+    SMALL_MONTHS,
+    asset_key,
+    free_port,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -132,18 +139,7 @@ def test_concurrent_fits_of_one_job_each_run_on_the_cluster(dask_cluster, projec
     """Two months' stage 1 at once: pooled fit steps on the workers, neither run's steps taken
     for the other's (tasks are named by run, not only by job and step)."""
     env, worker_pids = dask_cluster
-    quick = {
-        "model.chains": 2,
-        "model.warmup": 150,
-        "model.draws": 150,
-        "model.gates": {
-            "max_r_hat": 1.5,
-            "min_ess_bulk": 10,
-            "min_ess_tail": 10,
-            "max_divergences": 300,
-        },
-    }
-    write_config(project, **quick)
+    write_config(project, **SHORT_FIT_CONFIG)
     months = ["2023-04-01", "2023-05-01"]
     command = [sys.executable, "-m", "dagster", "job", "execute", "-j", "stage1_job"]
     command += ["-m", "conversionflow_dagster.definitions", "-a", "defs"]

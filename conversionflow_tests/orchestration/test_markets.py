@@ -25,6 +25,15 @@ from conversionflow_tests.conftest import REPO, asset_key
 GEO_FILE = REPO / "data/public/meridian/geo_media.csv"
 MONTH = "2024-01"
 MARKETS = ["Geo0", "Geo7"]
+# Fits that only carry markets through Dagster: short, with gates that short fits pass.
+QUICK_FIT = {
+    "chains": 2,
+    "warmup": 150,
+    "draws": 150,
+    "export_draws": 200,
+    "convergence_ladder": False,
+    "gates": {"max_r_hat": 1.5, "min_ess_bulk": 10, "min_ess_tail": 10, "max_divergences": 300},
+}
 
 
 def geo_project(root, geos=MARKETS, **model):
@@ -76,7 +85,7 @@ def test_markets_need_a_market_column(tmp_path):
 
 @pytest.mark.slow
 def test_markets_are_fitted_independently_and_allocated_across(tmp_path, instance):
-    config_file = geo_project(tmp_path, markets="independent", warmup=500, draws=500)
+    config_file = geo_project(tmp_path, markets="independent", **QUICK_FIT)
     defs = build_definitions(tmp_path, config_file)
     plan = pipeline_plan([], fit_months=[MONTH], markets=MARKETS)
     assert [run.name for run in plan] == [
@@ -274,17 +283,7 @@ def test_a_pooled_fit_names_markets_without_a_panel_and_weeks_not_shared(tmp_pat
 
 @pytest.mark.slow
 def test_pooled_markets_run_through_dagster_as_one_fit_per_month(tmp_path, instance):
-    gates = {"max_r_hat": 1.5, "min_ess_bulk": 10, "min_ess_tail": 10, "max_divergences": 300}
-    config_file = geo_project(
-        tmp_path,
-        geos=POOLED,
-        chains=2,
-        warmup=150,
-        draws=150,
-        export_draws=200,
-        convergence_ladder=False,
-        gates=gates,
-    )
+    config_file = geo_project(tmp_path, geos=POOLED, **QUICK_FIT)
     defs = build_definitions(tmp_path, config_file)
     plan = pipeline_plan([], fit_months=[MONTH], markets=POOLED, pooled=True)
     summary = execute_plan(defs, instance, plan, log_level="WARNING")

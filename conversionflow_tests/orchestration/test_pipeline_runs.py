@@ -2,15 +2,25 @@
 
 import json
 import re
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
+import pytest
 import yaml
 
 from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.runner import SOURCE_TAG, execute_plan, pipeline_plan
 from conversionflow_dagster.settings import PROJECT_TAG
-from conversionflow_tests.conftest import REPO, SMALL_MONTHS, asset_key, write_config
+from conversionflow_tests.conftest import (
+    LOOSE_GATES,
+    REPO,
+    SHORT_FIT,
+    SMALL_MONTHS,
+    asset_key,
+    write_config,
+)
 
 
 def test_a_too_short_fit_climbs_the_ladder_then_fails_and_shows_as_failed(project, instance):
@@ -65,16 +75,37 @@ def test_the_launchpad_describes_every_run_config_field(project):
     assert "Money over horizon_weeks" in budget.config_type.fields["budget"].description
 
 
-SHORT_FIT = {"posterior_trace": {"chains": 2, "warmup": 30, "draws": 30}}
-LOOSE_GATES = {"max_r_hat": 10.0, "min_ess_bulk": 0, "min_ess_tail": 0, "max_divergences": 10**6}
+SHORT_RUN = {"posterior_trace": SHORT_FIT}
 
 
-def test_loosened_gates_pass_and_the_report_says_so(project, instance):
-    """The report's diagnostics badge is the project's gates' verdict, not the defaults'."""
+@pytest.fixture(scope="module")
+def passed_month(tmp_path_factory, small_sample_dir):
+    """The small project with loosened gates, run end to end for May, then its stage 2 again
+    for a budget of 3,000,000: the two tests below read it, so it is fitted once."""
+    project = tmp_path_factory.mktemp("passed_month")
+    shutil.copytree(small_sample_dir, project / "data" / "sample")
     config = write_config(project, **{"model.gates": LOOSE_GATES})
-    defs = build_definitions(project, config)
-    plan = pipeline_plan(SMALL_MONTHS, fit_months=["2023-05"])
-    summary = execute_plan(defs, instance, plan, asset_config=SHORT_FIT, log_level="WARNING")
+    home = project / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        defs = build_definitions(project, config)
+        plan = pipeline_plan(SMALL_MONTHS, fit_months=["2023-05"])
+        summary = execute_plan(defs, instance, plan, asset_config=SHORT_RUN, log_level="WARNING")
+        stage2 = pipeline_plan([], fit_months=["2023-05"], ingest=False, stage1=False)
+        rerun = execute_plan(
+            defs,
+            instance,
+            stage2,
+            asset_config={"budget_allocation": {"budget": 3_000_000}},
+            log_level="WARNING",
+        )
+        yield SimpleNamespace(project=project, instance=instance, summary=summary, rerun=rerun)
+
+
+def test_loosened_gates_pass_and_the_report_says_so(passed_month):
+    """The report's diagnostics badge is the project's gates' verdict, not the defaults' (the
+    month's latest report, for the second budget, under the same gates)."""
+    project, summary = passed_month.project, passed_month.summary
     assert summary.success, summary.failures()
     html = (project / "storage/reports/sample/2023-05/attribution_report.html").read_text()
     assert 'id="diagnostics-status" class="status pass"' in html
@@ -92,7 +123,7 @@ def test_cli_runs_are_the_code_locations_jobs_and_a_fit_reports_progress(project
     config = write_config(project, **{"model.gates": LOOSE_GATES})
     defs = build_definitions(project, config)
     plan = pipeline_plan(SMALL_MONTHS, fit_months=["2023-05"], stage2=False)
-    summary = execute_plan(defs, instance, plan, asset_config=SHORT_FIT, log_level="WARNING")
+    summary = execute_plan(defs, instance, plan, asset_config=SHORT_RUN, log_level="WARNING")
     assert summary.success, summary.failures()
 
     runs = instance.get_runs()
@@ -119,7 +150,7 @@ def test_tightened_gates_block_and_are_read_per_run(project, instance):
     defs = build_definitions(project, config)
     write_config(project, **{"model.gates": {**LOOSE_GATES, "min_ess_bulk": 10**7}})
     plan = pipeline_plan(SMALL_MONTHS, fit_months=["2023-05"])
-    summary = execute_plan(defs, instance, plan, asset_config=SHORT_FIT, log_level="WARNING")
+    summary = execute_plan(defs, instance, plan, asset_config=SHORT_RUN, log_level="WARNING")
     [reason] = summary.failures()["stage 1 2023-05"]
     assert "failed its convergence gates (target_accept 0.85, max_tree_depth 10)" in reason
     assert "fail 'bulk ESS >= threshold' (threshold 10000000" in reason
@@ -129,22 +160,12 @@ def test_tightened_gates_block_and_are_read_per_run(project, instance):
         assert not instance.get_materialized_partitions(asset_key(asset)), asset
 
 
-def test_reports_for_two_budgets_are_both_kept_and_summarised_in_the_ui(project, instance):
+def test_reports_for_two_budgets_are_both_kept_and_summarised_in_the_ui(passed_month):
     """Stage 2 rerun for another budget: a second named report, the latest copy follows it, and
     each materialisation carries its summary and a link to its own HTML file."""
-    config = write_config(project, **{"model.gates": LOOSE_GATES})
-    defs = build_definitions(project, config)
-    plan = pipeline_plan(SMALL_MONTHS, fit_months=["2023-05"])
-    summary = execute_plan(defs, instance, plan, asset_config=SHORT_FIT, log_level="WARNING")
+    project, instance = passed_month.project, passed_month.instance
+    summary, rerun = passed_month.summary, passed_month.rerun
     assert summary.success, summary.failures()
-    stage2 = pipeline_plan([], fit_months=["2023-05"], ingest=False, stage1=False)
-    rerun = execute_plan(
-        defs,
-        instance,
-        stage2,
-        asset_config={"budget_allocation": {"budget": 3_000_000}},
-        log_level="WARNING",
-    )
     assert rerun.success, rerun.failures()
 
     report_dir = project / "storage/reports/sample/2023-05"

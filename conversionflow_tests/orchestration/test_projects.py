@@ -6,10 +6,15 @@ from conversionflow_dagster.cli import latest_export_month
 from conversionflow_dagster.code_location import build_definitions
 from conversionflow_dagster.runner import execute_plan, pipeline_plan
 from conversionflow_dagster.settings import PROJECT_TAG
-from conversionflow_tests.conftest import SMALL_MONTHS, asset_key, write_config
+from conversionflow_tests.conftest import (
+    LOOSE_GATES,
+    SHORT_FIT,
+    SMALL_MONTHS,
+    asset_key,
+    write_config,
+)
 
-SHORT_FIT = {"posterior_trace": {"chains": 2, "warmup": 30, "draws": 30}}
-LOOSE_GATES = {"max_r_hat": 10.0, "min_ess_bulk": 0, "min_ess_tail": 0, "max_divergences": 10**6}
+SHORT_RUN = {"posterior_trace": SHORT_FIT}
 
 
 def test_two_projects_interleaved_keep_their_own_files_reports_and_runs(project, instance):
@@ -28,7 +33,7 @@ def test_two_projects_interleaved_keep_their_own_files_reports_and_runs(project,
     defs = {key: build_definitions(project, path) for key, path in configs.items()}
 
     def run(key, plan):
-        summary = execute_plan(defs[key], instance, plan, asset_config=SHORT_FIT)
+        summary = execute_plan(defs[key], instance, plan, asset_config=SHORT_RUN)
         assert summary.success, (key, summary.failures())
 
     # Interleaved: alpha ingests, beta ingests and fits, then alpha fits and allocates.
