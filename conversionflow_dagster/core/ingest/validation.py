@@ -67,15 +67,18 @@ def _shared_history(
     """(notes, problems) of a pooled fit as of the last configured month: it fits only the
     weeks every market has, so too few shared weeks refuse it and unshared weeks are named."""
     month = config.month_range()[1]
+    try:
+        windows, not_shared = shared_windows(panels, month)
+    except ContractError:  # a market without one complete week up to the month
+        windows, not_shared = {}, {}
+    shared = next(iter(windows.values())).weeks if windows else []
     problem = short_history(
-        _weeks_seen(panels, config, month),
+        len(shared),
         config.model.holdout_weeks,
         f"markets (pooled fit): up to the end of {month} the markets share",
     )
     if problem:
         return [], [f"error: {problem}"]
-    windows, not_shared = shared_windows(panels, month)
-    shared = next(iter(windows.values())).weeks
     return (
         [f"markets (pooled fit): {not_shared_message(not_shared, shared)}"] if not_shared else []
     ), []
