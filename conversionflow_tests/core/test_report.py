@@ -298,6 +298,8 @@ def test_numbers_are_rounded_once_and_displayed_without_new_digits():
     assert display(num(994585.84, "count", signed=True)) == "+994,586"
     assert display(num(-100.04, "count")) == "-100"
     assert display(num(42.44, "count")) == "42.4"
+    # money at a small scale (spend in thousands) keeps its cents
+    assert display(num(4.3749, "money"), "€") == "€4.37"
 
 
 def test_plot_labels_never_turn_into_mathtext():

@@ -302,6 +302,8 @@ def _decimals(x: float, kind: Kind) -> int:
         return 2 - math.floor(math.log10(abs(x))) if x else 0
     if kind == "count" and abs(x) >= 100:
         return 0
+    if kind == "money" and abs(x) < 100:  # a budget of 4.37 (spend in thousands) keeps cents
+        return 2
     return _DECIMALS[kind]
 
 
@@ -324,7 +326,7 @@ def display(n: Num, currency: str = "") -> str:
     if n.kind in ("percent", "percent_fine"):
         return f"{sign}{size * 100:,.{_DECIMALS[n.kind] - 2}f}%"
     if n.kind in ("money", "unit_money"):
-        return f"{sign}{currency}{size:,.{_DECIMALS[n.kind]}f}"
+        return f"{sign}{currency}{size:,.{_decimals(size, n.kind)}f}"
     if n.kind == "pvalue" and 0 < size < 0.001:  # 1.23e-05: as many digits as were kept
         return f"{sign}{size:.2e}"
     return f"{sign}{size:,.{max(_decimals(size, n.kind), 0)}f}"
