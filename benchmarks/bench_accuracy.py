@@ -6,8 +6,13 @@ have fewer than 130 weeks) and forecast those. The table shows hold-out CRPS, MA
 the posterior predictive, the convergence gates and the fit time, medians over seeds, and the
 CRPS ratio ours / PyMC-Marketing (below 1: ours forecasts better). Two simulated cases are
 misspecified on purpose: Hill-saturation data fitted with the logistic default, and the reverse.
+On simulated panels the table also counts the 94% intervals of the channels' contribution
+shares (over the fitted weeks) that cover the truth, pooled over seeds: the calibration of
+the shares the report states.
 
     python benchmarks/bench_accuracy.py                  # every dataset, seeds 0 and 1
+    python benchmarks/bench_accuracy.py --seeds 20 --no-compare \
+        --datasets simulated_logistic simulated_hill     # calibration over 20 seeds
     python benchmarks/bench_accuracy.py --seeds 1 --warmup 300 --draws 300 \\
         --datasets meridian_national robyn_weekly pymc_marketing_example
 
@@ -43,6 +48,8 @@ from bench_stage1 import (
 )
 
 if TYPE_CHECKING:
+    import arviz as az
+
     from conversionflow_dagster.core.config import Gates, ModelSection
     from conversionflow_dagster.core.ingest.panel import WeeklyPanel
 
@@ -60,6 +67,7 @@ SIMULATED = {
     "logistic_data_hill_fit": ("logistic", "hill"),
 }
 SIMULATED_WEEKS, SIMULATED_CHANNELS = 156, 5
+TRUTH = "true_contributions.csv"  # a simulated project's weekly contribution per channel
 SHORT_DATA_WEEKS = 130  # fewer weeks than this hold out 13 instead of 26
 COLUMNS = (
     ("crps", "hold-out CRPS", ".4g"),
@@ -67,6 +75,7 @@ COLUMNS = (
     ("r2", "R²", ".2f"),
     ("gates", "gates", ""),
     ("rungs", "ladder rungs", ".0f"),
+    ("coverage", "94% share coverage", ".2f"),
     ("fit_s", "fit s", ".1f"),
 )
 MEDIANS = ("crps", "mape", "r2", "fit_s", "wall_s")
@@ -93,6 +102,8 @@ def simulated_project(name: str, seed: int, folder: Path) -> Path:
     frame["conversions"] = p.target
     (folder / "data").mkdir(parents=True)
     frame.to_csv(folder / "data/panel.csv", index=False)
+    truth = pd.DataFrame(p.contributions, columns=p.channel_names, index=p.week_start)
+    truth.rename_axis("week").to_csv(folder / TRUTH)
     months = {"start_month": f"{p.week_start[0]:%Y-%m}", "end_month": f"{p.week_start[-1]:%Y-%m}"}
     config = {
         "project": {"name": name, "week_start": "monday", "partitions": months},
@@ -142,6 +153,24 @@ def scores(observed: np.ndarray, draws: np.ndarray) -> dict[str, float]:
     return {"crps": crps(observed, draws), "mape": metrics["mape"], "r2": metrics["r2"]}
 
 
+def share_coverage(idata: az.InferenceData, truth_file: Path) -> dict[str, int]:
+    """How many channels' true share of the fitted weeks' media contribution lie in the
+    fit's 94% HDI (``covered`` of ``channels``): the calibration of what the report claims."""
+    import arviz as az
+    import pandas as pd
+
+    from conversionflow_dagster.core.model.fitting import channel_contributions
+
+    weeks = pd.DatetimeIndex(idata.observed_data["week"].values)
+    true = pd.read_csv(truth_file, index_col="week", parse_dates=True).loc[weeks].sum()
+    true_shares = (true / true.sum()).to_numpy()  # (C,)
+    contributions = channel_contributions(idata, idata.constant_data["spend"].values).sum(axis=1)
+    shares = contributions / contributions.sum(axis=1, keepdims=True)  # (draws, C)
+    hdi = az.hdi(shares[None], hdi_prob=0.94)  # (C, 2)
+    inside = (hdi[:, 0] <= true_shares) & (true_shares <= hdi[:, 1])
+    return {"covered": int(inside.sum()), "channels": len(inside)}
+
+
 def gates_passed(run: dict, gates: Gates) -> bool:
     """``model.gates`` applied to a run's worst diagnostics (NaN fails, as in the pipeline)."""
     return (
@@ -164,8 +193,10 @@ def child(root: Path, config_file: Path, seed: int, args: argparse.Namespace) ->
     fit_s = time.perf_counter() - fit_started - result.timings["postprocess_s"]
     observed = window.frame[model.target].to_numpy()[-model.holdout_weeks :]
     last = rungs[-1]
+    truth = root / TRUTH
     return {
         **scores(observed, result.idata.predictions["y"].values),
+        **(share_coverage(result.idata, truth) if truth.is_file() else {}),
         "fit_s": fit_s,
         "wall_s": time.perf_counter() - started,
         "rungs": len(rungs),
@@ -245,6 +276,12 @@ def median_row(runs: list[dict]) -> dict:
         **{key: statistics.median(r[key] for r in runs) for key in MEDIANS},
         "gates": "pass" if passed == len(runs) else f"{passed}/{len(runs)} pass",
         **({"rungs": max(r["rungs"] for r in runs)} if "rungs" in first else {}),
+        # Pooled over seeds, not a median: 20 seeds x 5 channels are 100 intervals.
+        **(
+            {"coverage": sum(r["covered"] for r in runs) / sum(r["channels"] for r in runs)}
+            if "covered" in first
+            else {}
+        ),
     }
 
 
