@@ -661,7 +661,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--likelihood",
-        choices=["poisson", "negbinomial", "normal", "hurdle_poisson"],
+        choices=["poisson", "negbinomial", "normal", "student_t", "hurdle_poisson"],
         help="observation model",
     )
     run.add_argument(

@@ -64,7 +64,8 @@ class FitConfig(dg.Config):
     )
     likelihood: str | None = Field(
         None,
-        description="poisson, negbinomial, normal or hurdle_poisson; default: model.likelihood "
+        description="poisson, negbinomial, normal, student_t or hurdle_poisson; default: "
+        "model.likelihood "
         "(poisson).",
     )
     seed: int | None = Field(

@@ -295,7 +295,10 @@ class ModelSection(_Strict):
     """Read by stage 1 (estimation)."""
 
     target: Literal["conversions", "revenue"] = "conversions"
-    likelihood: Literal["poisson", "negbinomial", "normal", "hurdle_poisson"] = "poisson"
+    # Default: poisson for conversions, student_t for revenue (money is not a count).
+    likelihood: Literal["poisson", "negbinomial", "normal", "student_t", "hurdle_poisson"] = (
+        "poisson"
+    )
     adstock: Literal[tuple(ADSTOCKS)] = "geometric"  # type: ignore[valid-type]
     adstock_max_lag: int = Field(8, ge=1, le=52)
     saturation: Literal[tuple(SATURATIONS)] = "logistic"  # type: ignore[valid-type]
@@ -329,6 +332,13 @@ class ModelSection(_Strict):
     # controls stay each market's own. "independent": each market fitted alone, per
     # market x month.
     markets: Literal["independent", "hierarchical"] = "hierarchical"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _likelihood_of_the_target(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("target") == "revenue" and "likelihood" not in data:
+            return {**data, "likelihood": "student_t"}
+        return data
 
     @model_validator(mode="after")
     def _window_fits(self) -> ModelSection:

@@ -147,6 +147,17 @@ def test_a_panel_needs_a_date_or_a_year_column():
     assert parse_config(doc).sources.panel.row_period == "month"
 
 
+def test_the_likelihood_defaults_to_the_targets_kind():
+    doc = default_document()
+    doc["model"].pop("likelihood")
+    assert parse_config(doc, "c.yaml").model.likelihood == "poisson"  # conversions: counts
+    doc["model"]["target"] = "revenue"
+    doc["experiments"]["calibrate"] = False  # lift tests measure conversions
+    assert parse_config(doc, "c.yaml").model.likelihood == "student_t"  # money
+    doc["model"]["likelihood"] = "normal"
+    assert parse_config(doc, "c.yaml").model.likelihood == "normal"  # as set
+
+
 def test_window_weeks_defaults_to_every_week():
     doc = default_document()
     doc["model"].pop("window_weeks", None)

@@ -97,7 +97,7 @@ def test_untidy_panel_headers_are_mapped_as_the_pipeline_reads_them(tmp_path):
     assert '" TV_Spend"' in text  # quoted, so YAML keeps the space
     assert config.sources.panel.columns.date == "Week"
     assert config.sources.panel.columns.revenue == "Total Sales"
-    assert config.model.target == "revenue" and config.model.likelihood == "normal"
+    assert config.model.target == "revenue" and config.model.likelihood == "student_t"
     assert {s.column for s in config.controls.series.values()} == {"Holiday"}
     assert config.project.partitions.start_month == "2022-01"
     assert config.project.partitions.end_month == "2024-04"

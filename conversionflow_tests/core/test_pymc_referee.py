@@ -65,10 +65,11 @@ def referee_logp(spec, inputs, y, natural):
         a = (lag_tensor(u) * weights[:, None, :]).sum(axis=0)  # (T, C)
         if spec.saturation == "logistic":
             lam_prior = p("saturation_lam")
+            peak = u[window > 0].max(axis=0)  # largest fitted week, in typical weeks' spend
             lam = pm.Gamma(
                 "saturation_lam",
                 alpha=lam_prior["concentration"],
-                beta=lam_prior["rate"],
+                beta=lam_prior["rate"] * peak,
                 shape=n_channels,
                 default_transform=None,
             )
@@ -126,6 +127,15 @@ def referee_logp(spec, inputs, y, natural):
         if spec.likelihood == "normal":
             sigma = pm.HalfNormal("sigma", p("sigma")["scale"], default_transform=None)
             pm.Normal("y", ts * mu, ts * sigma, observed=y)
+        elif spec.likelihood == "student_t":
+            sigma = pm.HalfNormal("sigma", p("sigma")["scale"], default_transform=None)
+            nu = pm.Gamma(
+                "nu_above_2",
+                alpha=p("nu_above_2")["concentration"],
+                beta=p("nu_above_2")["rate"],
+                default_transform=None,
+            )
+            pm.StudentT("y", nu=2.0 + nu, mu=ts * mu, sigma=ts * sigma, observed=y)
         elif spec.likelihood == "poisson":
             pm.Poisson("y", rate, observed=y)
         elif spec.likelihood == "negbinomial":
@@ -188,6 +198,7 @@ def test_numpyro_and_pymc_agree_on_the_log_density(likelihood, saturation):
         "sigma": np.array(0.08),
         "dispersion": np.array(0.15),
         "hurdle_shift": np.array(-0.4),
+        "nu_above_2": np.array(3.5),
     }
     # The generative coordinates of the same point, with the contract formulas in numpy.
     u = np.asarray(inputs.spend, float)
@@ -210,6 +221,6 @@ def test_numpyro_and_pymc_agree_on_the_log_density(likelihood, saturation):
         got, trace = log_density(
             mmm, (inputs64,), {"spec": spec, "y": jnp.asarray(panel.target)}, params
         )
-    assert set(trace) >= set(params) - {"sigma", "dispersion", "hurdle_shift"}
+    assert set(trace) >= set(params) - {"sigma", "dispersion", "hurdle_shift", "nu_above_2"}
     np.testing.assert_allclose(trace["beta"]["value"], beta, rtol=1e-8)
     np.testing.assert_allclose(float(got), expected, rtol=1e-9, atol=1e-6)

@@ -33,6 +33,8 @@ OTHER_DATE = re.compile(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")  # 20/01/2024, 1.20
 # Numeric date forms init reads besides ISO 8601 (proposed as date_format when one fits).
 OTHER_DATE_FORMATS = ("%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%m-%d-%Y",
                       "%d/%m/%y", "%m/%d/%y", "%d.%m.%y")  # fmt: skip
+# Why a continuous target gets Student-t noise rather than Normal.
+ROBUST_NOISE = "Student-t noise, so a few weeks far off the model do not drag it"
 MAX_LEVELS = 12  # a text column with at most this many values can be a categorical control
 
 # Words in column names (lower-cased tokens) that carry the evidence.
@@ -751,11 +753,11 @@ def _panel_target(
         notes.append("both conversions and revenue are mapped; set model.target: revenue to fit it")
     values = found[target][0].values.dropna()
     if target == "revenue":
-        likelihood, why = "normal", "revenue is money: a Normal likelihood"
+        likelihood, why = "student_t", "revenue is money: " + ROBUST_NOISE
     elif (values == values.round()).all():
         likelihood, why = "negbinomial", "whole-number counts, usually over-dispersed"
     else:
-        likelihood, why = "normal", "fractional conversions: a count likelihood would refuse them"
+        likelihood, why = "student_t", "fractional conversions: " + ROBUST_NOISE
     guesses.append(Guess("model.target", target, f"column {found[target][0].name!r}"))
     guesses.append(Guess("model.likelihood", likelihood, why))
     return target, likelihood

@@ -211,7 +211,7 @@ def sample_posterior(
 
 def require_counts(target: np.ndarray, week_start: pd.DatetimeIndex, spec: ModelSpec) -> None:
     """Count likelihoods need whole numbers; say which week is not, and what to do instead."""
-    if spec.likelihood == "normal":
+    if spec.likelihood in ("normal", "student_t"):
         return
     fractional = np.flatnonzero(target % 1 != 0)
     if fractional.size:
@@ -219,7 +219,7 @@ def require_counts(target: np.ndarray, week_start: pd.DatetimeIndex, spec: Model
         raise ContractError(
             f"likelihood {spec.likelihood!r} models counts, but the target is not a whole number "
             f"in {fractional.size} week(s), first the week of {week_start[first].date()} "
-            f"({target[first]!r}); use likelihood 'normal' for a continuous target"
+            f"({target[first]!r}); use likelihood 'student_t' or 'normal' for a continuous target"
         )
 
 

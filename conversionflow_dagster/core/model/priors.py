@@ -35,11 +35,12 @@ class Prior:
 
 
 REAL_PARAMETERS = frozenset({"loc"})  # any finite number; every other parameter must be > 0
-# The sites sampled only under one likelihood.
+# The noise sites sampled only under some likelihoods.
 LIKELIHOOD_PRIORS = {
-    "normal": "sigma",
-    "negbinomial": "dispersion",
-    "hurdle_poisson": "hurdle_shift",
+    "normal": ("sigma",),
+    "student_t": ("sigma", "nu_above_2"),
+    "negbinomial": ("dispersion",),
+    "hurdle_poisson": ("hurdle_shift",),
 }
 
 _TRANSFORM_PRIORS = (
@@ -110,8 +111,18 @@ PRIORS: dict[str, Prior] = {
             "sigma",
             "HalfNormal",
             {"scale": 0.2},
-            "noise: standard deviation of a week around the model, in average weeks",
-            "likelihood: normal",
+            "noise: standard deviation of a week around the model, in average weeks (for the "
+            "Student-t, its scale)",
+            "likelihood: normal, student_t",
+        ),
+        Prior(
+            "nu_above_2",
+            "Gamma",
+            {"concentration": 2.0, "rate": 0.1},
+            "tail weight: the Student-t noise has 2 + nu_above_2 degrees of freedom; near 0 a "
+            "few weeks far off the model (a holiday or promotion the data do not name) barely "
+            "move the fit, above 30 the noise is practically Normal",
+            "likelihood: student_t",
         ),
         Prior(
             "dispersion",
@@ -183,7 +194,7 @@ def prior_sites(spec: ModelSpec, has_controls: bool, pooled: bool = False) -> tu
     used |= {"trend"} if spec.trend else set()
     used |= {"seasonality"} if spec.fourier_order else set()
     used |= {"control_coef"} if has_controls else set()
-    used |= {LIKELIHOOD_PRIORS[spec.likelihood]} if spec.likelihood in LIKELIHOOD_PRIORS else set()
+    used |= set(LIKELIHOOD_PRIORS.get(spec.likelihood, ()))
     return tuple(name for name in PRIORS if name in used)
 
 

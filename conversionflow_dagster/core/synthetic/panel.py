@@ -122,6 +122,9 @@ def simulate_panel(
         target = rng.poisson(rng.gamma(30.0, mu / 30.0))
     elif likelihood == "normal":
         target = rng.normal(mu, 0.05 * mu)
+    elif likelihood == "student_t":  # 1% noise, and 6% of weeks 20-50% up (unnamed events)
+        shock = np.where(rng.random(n_weeks) < 0.06, rng.uniform(0.2, 0.5, n_weeks), 0.0)
+        target = mu * (1 + rng.normal(0, 0.01, n_weeks) + shock)
     else:  # hurdle_poisson: extra zeros on top of a low Poisson rate
         target = np.where(rng.random(n_weeks) < 0.3, 0, rng.poisson(mu))
     return Panel(
