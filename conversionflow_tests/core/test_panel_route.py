@@ -100,3 +100,24 @@ def test_misnamed_column_in_the_mapping(tmp_path):
         r"\(did you mean 'Channel1_spend'\?\)",
     ):
         build_panel_from_file(path, parse_config(document))
+
+
+def test_validate_says_which_channel_spends_one_amount_whenever_it_is_on(tmp_path):
+    """Flighted TV at a fixed rate: on/off weeks show its effect, not its curve; say so."""
+    from conversionflow_dagster.core.ingest.validation import validate_inputs
+
+    frame = pd.read_csv(REPO / "data/public/meridian/national_media.csv")
+    on = (np.arange(len(frame)) // 4) % 2 == 0  # four weeks on, four off
+    frame["Channel2_spend"] = np.where(on, 5000.0, 0.0)
+    frame.loc[on, "Channel2_spend"] *= 1 + 0.01 * np.sin(np.arange(on.sum()))  # within 1%
+    (tmp_path / "data").mkdir()
+    frame.to_csv(tmp_path / "data/flighted.csv", index=False)
+    document = yaml.safe_load((REPO / "configs/meridian_national.yaml").read_text())
+    document["sources"]["panel"]["path"] = "data/flighted.csv"
+    (tmp_path / "flighted.yaml").write_text(yaml.safe_dump(document))
+    ok, lines = validate_inputs(tmp_path, tmp_path / "flighted.yaml")
+    assert ok, lines
+    notes = [line for line in lines if "spends about" in line]
+    assert len(notes) == 1, lines  # the other channels vary their spend
+    assert "channel Channel2 spends about 5,000 in each of the 80 week(s)" in notes[0]
+    assert "saturation prior" in notes[0]

@@ -549,6 +549,33 @@ def left_out_message(left_out: pd.DatetimeIndex, window_weeks: int | None) -> st
     )
 
 
+# Non-zero weekly spends all within this ratio of each other count as one spend level.
+ONE_LEVEL_RATIO = 1.05
+
+
+def one_spend_level(window: WeeklyPanel) -> dict[str, tuple[float, int]]:
+    """Channels that spend one amount in every week they spend at all: {channel: (median
+    amount, weeks on)}. Their weeks show what the channel adds when on, not where its returns
+    diminish, so the shape of their response curve comes from the prior alone."""
+    flat = {}
+    for channel, spend in window.spend().items():
+        on = spend[spend > 0]
+        if len(on) >= 2 and on.max() <= ONE_LEVEL_RATIO * on.min():
+            flat[channel] = (float(on.median()), len(on))
+    return flat
+
+
+def one_spend_level_message(channel: str, amount: float, weeks_on: int) -> str:
+    """What a channel with one spend level means for its curve, and what would help."""
+    return (
+        f"channel {channel} spends about {amount:,.0f} in each of the {weeks_on} week(s) it "
+        "spends anything: the data show what it adds when on, not where its returns diminish, "
+        "so its response curve (and any plan that moves its budget) rests on the "
+        "saturation prior (model.priors, docs/priors.md); weeks at other spend levels would "
+        "let the data speak"
+    )
+
+
 def shared_windows(
     panels: Mapping[str, WeeklyPanel], month: str
 ) -> tuple[dict[str, WeeklyPanel], dict[str, pd.DatetimeIndex]]:

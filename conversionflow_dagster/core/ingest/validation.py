@@ -24,6 +24,8 @@ from conversionflow_dagster.core.ingest.panel import (
     complete_weeks,
     left_out_message,
     not_shared_message,
+    one_spend_level,
+    one_spend_level_message,
     panel_rules,
     panel_window,
     read_controls,
@@ -46,7 +48,7 @@ def _format(where: str, outcomes: list[CheckOutcome]) -> list[str]:
 
 def _history(panel: WeeklyPanel, config: ProjectConfig, name: str) -> tuple[list[str], list[str]]:
     """(notes, problems): too few complete weeks for a fit as of the last configured month,
-    or the weeks its capped window leaves out."""
+    the weeks its capped window leaves out, and channels whose window has one spend level."""
     month, model = config.month_range()[1], config.model
     try:
         window = panel_window(panel, month, model.window_weeks)
@@ -58,6 +60,10 @@ def _history(panel: WeeklyPanel, config: ProjectConfig, name: str) -> tuple[list
         return [], [f"error: {problem}"]
     left_out = weeks_left_out(panel, window)
     notes = [f"{name}: {left_out_message(left_out, model.window_weeks)}"] if len(left_out) else []
+    notes += [
+        f"{name}: note: {one_spend_level_message(channel, *level)}"
+        for channel, level in one_spend_level(window).items()
+    ]
     return notes, []
 
 
