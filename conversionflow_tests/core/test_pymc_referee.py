@@ -65,11 +65,10 @@ def referee_logp(spec, inputs, y, natural):
         a = (lag_tensor(u) * weights[:, None, :]).sum(axis=0)  # (T, C)
         if spec.saturation == "logistic":
             lam_prior = p("saturation_lam")
-            peak = u[window > 0].max(axis=0)  # largest fitted week, in typical weeks' spend
             lam = pm.Gamma(
                 "saturation_lam",
                 alpha=lam_prior["concentration"],
-                beta=lam_prior["rate"] * peak,
+                beta=lam_prior["rate"],
                 shape=n_channels,
                 default_transform=None,
             )

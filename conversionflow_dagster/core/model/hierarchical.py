@@ -53,7 +53,6 @@ from conversionflow_dagster.core.model.mmm import (
     observation,
     prepare_inputs,
     prior_distribution,
-    saturation_prior,
 )
 from conversionflow_dagster.core.model.priors import effective_priors
 from conversionflow_dagster.core.model.transforms import PARAMETERS
@@ -110,16 +109,12 @@ def _is_share(name: str) -> bool:
     return name != MEDIA_EFFECT and PARAMETERS[name].bounds[2] == 1.0
 
 
-def _pooled(spec: ModelSpec, name: str, inputs: ModelInputs) -> jax.Array:
+def _pooled(spec: ModelSpec, name: str, n_markets: int, n_channels: int) -> jax.Array:
     """theta_mc = link^-1(link(theta_c) + sd * z_mc), (M, C); the media effect's population
-    value is per share of spend (its prior rate is not divided by the share here), and a
-    saturation prior stated at the peak takes the markets' mean peak."""
-    n_markets, _, n_channels = inputs.spend.shape
-    if name in spec.saturation_params:
-        prior = saturation_prior(spec, name, inputs.spend_peak.mean(axis=0))
-    else:
-        prior = prior_distribution(spec, name)
-    median = numpyro.sample(population_site(name), prior.expand([n_channels]))  # (C,)
+    value is per share of spend (its prior rate is not divided by the share here)."""
+    median = numpyro.sample(
+        population_site(name), prior_distribution(spec, name).expand([n_channels])
+    )  # (C,)
     sd = numpyro.sample(spread_site(name), prior_distribution(spec, "market_sd"))
     z = numpyro.sample(deviation_site(name), dist.Normal(0.0, 1.0).expand([n_markets, n_channels]))
     if _is_share(name):
@@ -135,8 +130,8 @@ def hierarchical_mmm(inputs: ModelInputs, spec: ModelSpec, y: jax.Array | None =
     the level (baseline plus media) moves freely and the intercept prior is added back on
     ``intercept = level - sum(media_effect)`` (a shift, so no Jacobian).
     """
-    n_markets = inputs.spend.shape[0]
-    pooled = {name: _pooled(spec, name, inputs) for name in pooled_parameters(spec)}
+    n_markets, _, n_channels = inputs.spend.shape
+    pooled = {name: _pooled(spec, name, n_markets, n_channels) for name in pooled_parameters(spec)}
     transform = {p: numpyro.deterministic(p, pooled[p]) for p in spec.transform_params}
     effect = numpyro.deterministic(MEDIA_EFFECT, pooled[MEDIA_EFFECT] * inputs.spend_share)
     response = jax.vmap(partial(media_response, spec=spec))(inputs.spend, transform)  # (M, T, C)

@@ -46,7 +46,6 @@ from conversionflow_dagster.core.model.calibration import LiftObservations
 from conversionflow_dagster.core.model.priors import PRIORS, prior_problems
 from conversionflow_dagster.core.model.transforms import (
     ADSTOCKS,
-    PARAMETERS,
     SATURATIONS,
     transform_parameters,
 )
@@ -206,7 +205,6 @@ class ModelInputs(NamedTuple):
     fourier: jax.Array  # (T, 2F) yearly sin/cos terms of calendar time
     window: jax.Array  # (T,) weights of the fit-window weeks (sum 1, zero elsewhere)
     spend_share: jax.Array  # (C,) share of each channel in the window's total spend
-    spend_peak: jax.Array  # (C,) largest weekly scaled spend in the window (1 if it spent none)
     target_scale: jax.Array  # () target scale, for the count rate
     # Lift tests (see core/calibration.py), per test week; L = 0 without calibration.
     # numpy defaults: building a jax array at import would start JAX before it is configured.
@@ -238,20 +236,17 @@ def prepare_inputs(
     in_window = np.arange(n_weeks) < fit_weeks  # (T,)
     window_spend = spend[in_window].sum(axis=0)  # (C,)
     share = window_spend / window_spend.sum() if window_spend.sum() > 0 else window_spend
-    scaled = spend / scales.spend_vector(channel_names)  # (T, C)
-    peak = scaled[in_window].max(axis=0, initial=0.0)  # (C,)
     weeks = (pd.DatetimeIndex(week_start) - _EPOCH) / pd.Timedelta(weeks=1)  # (T,)
     f32 = np.float32
     lift = lift if lift is not None else LiftObservations.empty()
     lift_spend_scale = scales.spend_vector(channel_names)[lift.channel_index]  # (L,)
     return ModelInputs(
-        spend=jnp.asarray(scaled, f32),
+        spend=jnp.asarray(spend / scales.spend_vector(channel_names), f32),
         controls=jnp.asarray(controls / scales.control_vector(control_names), f32),
         trend=jnp.asarray((np.arange(n_weeks) - (fit_weeks - 1) / 2) / fit_weeks, f32),
         fourier=jnp.asarray(fourier_features(np.asarray(weeks), spec), f32),
         window=jnp.asarray(in_window / fit_weeks, f32),
         spend_share=jnp.asarray(np.maximum(share, 1e-3), f32),
-        spend_peak=jnp.asarray(np.where(peak > 0, peak, 1.0), f32),
         target_scale=jnp.asarray(scales.target, f32),
         lift_channel=jnp.asarray(lift.channel_index, jnp.int32),
         lift_spend=jnp.asarray(lift.spend / lift_spend_scale, f32),
@@ -351,24 +346,11 @@ def _hill_half_saturation_bijection(constraint: HillHalfSaturation) -> Transform
     )
 
 
-def saturation_prior(spec: ModelSpec, name: str, spend_peak: jax.Array) -> dist.Distribution:
-    """The prior of saturation site ``name`` for channels whose largest week is ``spend_peak``
-    (C,) typical weeks: a parameter the registry marks ``per_peak`` is multiplied by it, so the
-    prior says the same of a channel's largest week whether it spends in bursts or evenly."""
-    per_peak = PARAMETERS[name].per_peak
-    return prior_distribution(spec, name, **({per_peak: spend_peak} if per_peak else {}))
-
-
-def _sample_saturation(
-    spec: ModelSpec, mean_adstock: jax.Array, spend_peak: jax.Array
-) -> dict[str, jax.Array]:
+def _sample_saturation(spec: ModelSpec, mean_adstock: jax.Array) -> dict[str, jax.Array]:
     """The per-channel saturation sites (C,) with their priors; Hill's ``hill_n`` comes first,
     as ``hill_k``'s sampler coordinate (:class:`HillHalfSaturation`) is scaled by it."""
     if spec.saturation != "hill":
-        return {
-            p: numpyro.sample(p, saturation_prior(spec, p, spend_peak))
-            for p in spec.saturation_params
-        }
+        return {p: numpyro.sample(p, prior_distribution(spec, p)) for p in spec.saturation_params}
     n = numpyro.sample("hill_n", prior_distribution(spec, "hill_n"))
     k_prior = prior_distribution(spec, "hill_k")
     k_prior.support = HillHalfSaturation(mean_adstock, n)  # the same set, another bijection
@@ -496,7 +478,7 @@ def mmm(inputs: ModelInputs, spec: ModelSpec, y: jax.Array | None = None) -> Non
             for p in ADSTOCKS[spec.adstock].param_names
         }
         adstocked = adstock(inputs.spend, transform, spec)  # (T, C)
-        transform |= _sample_saturation(spec, inputs.window @ adstocked, inputs.spend_peak)
+        transform |= _sample_saturation(spec, inputs.window @ adstocked)
         slope = numpyro.sample(
             "media_slope",
             dist.ImproperUniform(constraints.positive, (n_channels,), ()),

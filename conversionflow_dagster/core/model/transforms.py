@@ -30,9 +30,6 @@ class Parameter:
     prior: Mapping[str, float]  # default parameters of the prior (NumPyro names)
     meaning: str  # one line: what the parameter means on the scaled data
     bounds: Bounds  # values a parameter export may hold
-    # The prior parameter multiplied by the channel's largest weekly spend in typical weeks
-    # (``ModelInputs.spend_peak``), if any: a prior stated at the channel's peak.
-    per_peak: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,14 +215,10 @@ SATURATIONS: dict[str, Saturation] = {
             Parameter(
                 "saturation_lam",
                 "Gamma",
-                {"concentration": 3.0, "rate": 1.0},
-                "steepness: at adstock a (in typical weeks' spend) the channel gives "
-                "tanh(lam a / 2) of its maximum; the rate is multiplied by the channel's "
-                "largest weekly spend in typical weeks, so the prior mean puts that week at "
-                "tanh(concentration / (2 rate)) = 91% of the maximum, for a channel that spends "
-                "in bursts as for one that spends evenly",
+                {"concentration": 3.0, "rate": 1.5},
+                "steepness: at adstock 1 (typical scaled spend) the channel gives tanh(lam/2) "
+                "of its maximum",
                 _POSITIVE,
-                per_peak="rate",
             ),
         ),
         jax_curve=logistic_saturation_jax,
