@@ -207,7 +207,7 @@ def _sampling(model: ModelSection, progress) -> dict:
 
 
 def _climb(fit, model: ModelSection, layout, *, pooled: bool, on_rung):
-    """Run ``fit(sampler=, warmup=)`` up the convergence ladder, from the configured sampler
+    """Run ``fit(sampler=, warmup=, draws=)`` up the convergence ladder, from the configured sampler
     settings (the one place ``model.dense_mass`` is resolved for the fit at hand); the trace
     records the device layout it was sampled with."""
     from conversionflow_dagster.core.model.device import LAYOUT_ATTR
@@ -216,9 +216,10 @@ def _climb(fit, model: ModelSection, layout, *, pooled: bool, on_rung):
 
     first = SamplerSettings(model.target_accept, model.max_tree_depth, model.dense_mass_for(pooled))
     result, rungs = fit_until_converged(
-        lambda sampler, warmup: fit(sampler=sampler, warmup=warmup),
+        lambda sampler, warmup, draws: fit(sampler=sampler, warmup=warmup, draws=draws),
         first,
         model.warmup,
+        layout.draws,
         model.gates,
         climb=model.convergence_ladder,
         on_rung=on_rung,

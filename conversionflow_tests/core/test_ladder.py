@@ -2,6 +2,7 @@
 at the first fit that passes; the gate message says what was tried and what to do next."""
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -56,8 +57,8 @@ class _Fits:
     def __init__(self, *traces: FitResult):
         self.traces, self.calls = list(traces), []
 
-    def __call__(self, sampler: SamplerSettings, warmup: int) -> FitResult:
-        self.calls.append((sampler.target_accept, sampler.max_tree_depth, warmup))
+    def __call__(self, sampler: SamplerSettings, warmup: int, draws: int) -> FitResult:
+        self.calls.append((sampler.target_accept, sampler.max_tree_depth, warmup, draws))
         return self.traces[len(self.calls) - 1]
 
 
@@ -65,43 +66,64 @@ def test_the_ladder_stops_at_the_first_rung_that_passes_and_records_every_rung()
     fits = _Fits(_trace(7), _trace(2), _trace(0), _trace(0))
     heard = []
     result, tried = fit_until_converged(
-        fits, SamplerSettings(), 1000, Gates(), on_rung=heard.append
+        fits, SamplerSettings(), 1000, 400, Gates(), on_rung=heard.append
     )
-    assert fits.calls == [(0.85, 10, 1000), (0.95, 10, 1000), (0.99, 10, 1000)]
+    assert fits.calls == [(0.85, 10, 1000, 400), (0.95, 10, 1000, 400), (0.99, 10, 1000, 400)]
     assert [r.passed for r in tried] == [False, False, True] and heard == tried
     assert [r.divergences for r in tried] == [7, 2, 0]
     recorded = json.loads(result.idata.posterior.attrs[LADDER_ATTR])
     assert [r["target_accept"] for r in recorded] == [0.85, 0.95, 0.99]
-    assert "| 1 | 0.95 | 10 | 1000 | 2 |" in ladder_table(tried)
+    assert "| 1 | 0.95 | 10 | 1000 | 400 | 2 |" in ladder_table(tried)
 
 
-def test_chains_that_disagree_climb_too_but_too_few_draws_do_not():
+def test_chains_that_disagree_climb_too_and_too_few_draws_get_more_draws_once():
     fits = _Fits(_trace(0, stuck=True), _trace(0))
-    _, tried = fit_until_converged(fits, SamplerSettings(), 100, Gates())
+    _, tried = fit_until_converged(fits, SamplerSettings(), 100, 400, Gates())
     assert len(fits.calls) == 2 and tried[0].max_r_hat > 1.01 and tried[1].passed
 
-    few = _Fits(_trace(0, draws=50), _trace(0))
-    _, tried = fit_until_converged(few, SamplerSettings(), 100, Gates())
-    assert len(few.calls) == 1 and not tried[0].passed and tried[0].min_ess_bulk < 400
+    # 4 x 50 well-mixed draws: ESS about half the 400 needed, so the same settings again with
+    # 1.25 x the shortfall x 50 draws; not the careful rungs, which shrink steps, not add draws
+    few = _Fits(_trace(0, draws=50), _trace(0, draws=150))
+    result, tried = fit_until_converged(few, SamplerSettings(), 100, 50, Gates())
+    shortfall = 400 / min(tried[0].min_ess_bulk, tried[0].min_ess_tail)
+    assert 1.5 < shortfall < 3 and not tried[0].passed
+    more = math.ceil(1.25 * shortfall * 50)
+    assert few.calls == [(0.85, 10, 100, 50), (0.85, 10, 100, more)] and tried[1].passed
+    assert [r["draws"] for r in json.loads(result.idata.posterior.attrs[LADDER_ATTR])] == [50, more]
+
+    # still short after the one refit: no second one; far short (over 4x): none at all
+    short = _Fits(_trace(0, draws=50), _trace(0, draws=50))
+    _, tried = fit_until_converged(short, SamplerSettings(), 100, 50, Gates())
+    assert len(short.calls) == 2 and not tried[-1].passed
+    hopeless = _Fits(_trace(0))  # bulk ESS ~1600 against a gate of 10000
+    _, tried = fit_until_converged(
+        hopeless, SamplerSettings(), 100, 400, Gates(min_ess_bulk=10_000)
+    )
+    assert len(hopeless.calls) == 1 and not tried[0].passed
 
 
 def test_without_the_ladder_only_the_configured_settings_are_tried():
     fits = _Fits(_trace(7), _trace(0))
-    _, tried = fit_until_converged(fits, SamplerSettings(0.9), 200, Gates(), climb=False)
-    assert fits.calls == [(0.9, 10, 200)] and not tried[0].passed
+    _, tried = fit_until_converged(fits, SamplerSettings(0.9), 200, 400, Gates(), climb=False)
+    assert fits.calls == [(0.9, 10, 200, 400)] and not tried[0].passed
+    few = _Fits(_trace(0, draws=50), _trace(0))
+    _, tried = fit_until_converged(few, SamplerSettings(), 100, 50, Gates(), climb=False)
+    assert len(few.calls) == 1 and not tried[0].passed
 
 
 @pytest.mark.parametrize("climbed", [True, False])
 def test_the_gate_message_says_what_was_tried_where_the_trace_is_and_what_to_do(climbed):
     traces = [_trace(5)] * 4
-    _, tried = fit_until_converged(_Fits(*traces), SamplerSettings(), 1000, Gates(), climb=climbed)
+    _, tried = fit_until_converged(
+        _Fits(*traces), SamplerSettings(), 1000, 400, Gates(), climb=climbed
+    )
     report = convergence_report(traces[-1].idata)
     message = gate_failure_message(report, Gates(), tried, Path("/x/failed/2024-05-01.nc"))
     if climbed:
         assert "after 4 fits of the convergence ladder (the last with target_accept 0.99, " in (
             message
         )
-        assert "max_tree_depth 12, warm-up 2000)" in message
+        assert "max_tree_depth 12, warm-up 2000, draws 400)" in message
     else:
         assert "gates (target_accept 0.85, max_tree_depth 10); nothing downstream" in message
     assert "- 5 divergent transition(s) after warm-up (allowed: 0); " in message
@@ -111,7 +133,7 @@ def test_the_gate_message_says_what_was_tried_where_the_trace_is_and_what_to_do(
 
 def test_the_report_sentence_says_how_the_trace_was_sampled_and_what_the_ladder_did():
     fits = _Fits(_trace(7), _trace(0))
-    result, _ = fit_until_converged(fits, SamplerSettings(), 1000, Gates())
+    result, _ = fit_until_converged(fits, SamplerSettings(), 1000, 400, Gates())
     attrs = dict(result.idata.posterior.attrs)
     assert sampling_sentence(attrs) is None  # the sampler's own attribute is written by fit_mmm
     attrs["sampler"] = json.dumps({**asdict(SamplerSettings(0.95)), "warmup": 1000})
@@ -121,3 +143,11 @@ def test_the_report_sentence_says_how_the_trace_was_sampled_and_what_the_ladder_
     assert sentence.endswith("so the convergence ladder refitted 1 time(s).")
     attrs.pop(LADDER_ATTR)
     assert "ladder" not in sampling_sentence(attrs)
+
+    few = _Fits(_trace(0, draws=50), _trace(0, draws=150))
+    result, tried = fit_until_converged(few, SamplerSettings(), 1000, 50, Gates())
+    attrs = dict(result.idata.posterior.attrs)
+    attrs["sampler"] = json.dumps({**asdict(SamplerSettings()), "warmup": 1000})
+    sentence = sampling_sentence(attrs)
+    assert "with 0 divergence(s), max R-hat" in sentence
+    assert sentence.endswith(f"the last time with {tried[-1].draws} draws per chain.")

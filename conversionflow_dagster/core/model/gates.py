@@ -110,7 +110,8 @@ def gate_failure_message(
     last = tried[-1]
     climbed = (
         f"after {len(tried)} fits of the convergence ladder (the last with target_accept "
-        f"{last.target_accept}, max_tree_depth {last.max_tree_depth}, warm-up {last.warmup})"
+        f"{last.target_accept}, max_tree_depth {last.max_tree_depth}, warm-up {last.warmup}, "
+        f"draws {last.draws})"
         if len(tried) > 1
         else f"(target_accept {last.target_accept}, max_tree_depth {last.max_tree_depth})"
     )

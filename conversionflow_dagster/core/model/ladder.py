@@ -10,14 +10,17 @@ the fit climbs a short ladder of ever more careful settings and the gates judge 
     rung 3: target acceptance 0.99, tree depth + 2, twice the warm-up
 
 Rungs that would not change anything (the configured target acceptance is already 0.95 or
-more) are skipped. Only divergence and R-hat failures climb: too few effective draws is a
-matter of more draws, which the gate message says. Every rung's settings and diagnostics are
-kept, so the trace and the run show what it took to converge.
+more) are skipped. Divergence and R-hat failures climb. A fit that fails only for too few
+effective draws is refitted once, with the same settings and as many more draws as the
+shortfall asks for (at most 4x): chains that mix slowly but correctly, such as a one-week event
+dummy under Student-t noise, need draws, not smaller steps. Every rung's settings and
+diagnostics are kept, so the trace and the run show what it took to converge.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -33,6 +36,11 @@ LADDER_ATTR = "convergence_ladder"  # trace attribute holding the rungs, as JSON
 CAREFUL_TARGET_ACCEPT = (0.95, 0.99)
 EXTRA_TREE_DEPTH = 2
 MAX_TREE_DEPTH = 15  # NumPyro's trees grow to 2**depth steps: 15 is already 32768
+# An ESS-only failure is refitted with draws x (shortfall x this margin), at most MAX_MORE_DRAWS
+# times the draws: ESS grows about in proportion to draws, and beyond 4x the chains are more
+# likely stuck than slow.
+ESS_MARGIN = 1.25
+MAX_MORE_DRAWS = 4
 
 
 @dataclass(frozen=True)
@@ -50,12 +58,13 @@ class Rung:
     min_ess_tail: float
     passed: bool
     seconds: float
+    draws: int = 0  # per chain; 0 in traces written before rungs recorded it
 
     def describe(self) -> str:
         verdict = "passed the gates" if self.passed else "failed the gates"
         return (
             f"rung {self.rung} (target_accept {self.target_accept}, max_tree_depth "
-            f"{self.max_tree_depth}, warm-up {self.warmup}): {verdict} with "
+            f"{self.max_tree_depth}, warm-up {self.warmup}, draws {self.draws}): {verdict} with "
             f"{self.divergences} divergence(s), max R-hat {self.max_r_hat:.3f}, min bulk ESS "
             f"{self.min_ess_bulk:.0f}, in {self.seconds:.0f} s"
         )
@@ -74,29 +83,44 @@ def rungs(first: SamplerSettings, warmup: int) -> list[tuple[SamplerSettings, in
     return ladder
 
 
+def more_draws(rung: Rung, gates: Gates) -> int | None:
+    """Draws per chain for a refit of a rung that failed only on ESS, None if it would take more
+    than ``MAX_MORE_DRAWS`` times its draws."""
+    shortfall = max(
+        gates.min_ess_bulk / max(rung.min_ess_bulk, 1.0),
+        gates.min_ess_tail / max(rung.min_ess_tail, 1.0),
+    )
+    factor = max(2.0, ESS_MARGIN * shortfall)
+    return math.ceil(factor * rung.draws) if factor <= MAX_MORE_DRAWS else None
+
+
 def fit_until_converged(
-    fit: Callable[[SamplerSettings, int], FitResult],
+    fit: Callable[[SamplerSettings, int, int], FitResult],
     first: SamplerSettings,
     warmup: int,
+    draws: int,
     gates: Gates,
     *,
     climb: bool = True,
     on_rung: Callable[[Rung], None] | None = None,
 ) -> tuple[FitResult, list[Rung]]:
-    """Fit with ``fit(settings, warmup)`` rung by rung until the gates pass or the ladder ends.
+    """Fit with ``fit(settings, warmup, draws)`` rung by rung until the gates pass or the
+    ladder ends; a fit short only of effective draws gets one refit with more draws.
 
     Returns the last fit (its trace carries every rung in the ``convergence_ladder`` attribute)
     and the rungs. With ``climb`` False only the configured settings are tried.
     """
     tried: list[Rung] = []
     plan = rungs(first, warmup) if climb else [(first, warmup)]
-    for index, (settings, rung_warmup) in enumerate(plan):
+    plan = [(settings, rung_warmup, draws) for settings, rung_warmup in plan]
+    while plan:
+        settings, rung_warmup, rung_draws = plan.pop(0)
         started = time.perf_counter()
-        result = fit(settings, rung_warmup)
+        result = fit(settings, rung_warmup, rung_draws)
         report = convergence_report(result.idata)
         failures = report.failures(gates)
         rung = Rung(
-            rung=index,
+            rung=len(tried),
             target_accept=settings.target_accept,
             max_tree_depth=settings.max_tree_depth,
             dense_mass=settings.dense_mass,
@@ -107,12 +131,16 @@ def fit_until_converged(
             min_ess_tail=report.min_ess_tail,
             passed=failures.passed,
             seconds=time.perf_counter() - started,
+            draws=rung_draws,
         )
         tried.append(rung)
         if on_rung:
             on_rung(rung)
-        if failures.passed or not (failures.divergences or failures.r_hat):
+        if failures.passed:
             break
+        if not (failures.divergences or failures.r_hat):  # short of effective draws only
+            longer = more_draws(rung, gates) if climb and rung_draws == draws else None
+            plan = [(settings, rung_warmup, longer)] if longer else []
     result.idata.posterior.attrs[LADDER_ATTR] = json.dumps([asdict(r) for r in tried])
     return result, tried
 
@@ -120,14 +148,14 @@ def fit_until_converged(
 def ladder_table(tried: list[Rung]) -> str:
     """The rungs as a Markdown table, for the run's metadata."""
     lines = [
-        "| rung | target_accept | max_tree_depth | warm-up | divergences | max R-hat | "
-        "min bulk ESS | gates | s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| rung | target_accept | max_tree_depth | warm-up | draws | divergences | max R-hat | "
+        "min bulk ESS | min tail ESS | gates | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r.rung} | {r.target_accept} | {r.max_tree_depth} | {r.warmup} | {r.divergences} | "
-        f"{r.max_r_hat:.3f} | {r.min_ess_bulk:.0f} | {'pass' if r.passed else 'fail'} | "
-        f"{r.seconds:.0f} |"
+        f"| {r.rung} | {r.target_accept} | {r.max_tree_depth} | {r.warmup} | {r.draws} | "
+        f"{r.divergences} | {r.max_r_hat:.3f} | {r.min_ess_bulk:.0f} | {r.min_ess_tail:.0f} | "
+        f"{'pass' if r.passed else 'fail'} | {r.seconds:.0f} |"
         for r in tried
     ]
     return "\n".join(lines)
@@ -147,10 +175,13 @@ def sampling_sentence(attrs: Mapping[str, str]) -> str | None:
     )
     tried = [Rung(**r) for r in json.loads(attrs.get(LADDER_ATTR, "[]"))]
     if len(tried) > 1:
-        first = tried[0]
+        first, last = tried[0], tried[-1]
         text += (
             f"; the first fit (target acceptance {first.target_accept}) failed the convergence "
-            f"gates with {first.divergences} divergence(s) and max R-hat {first.max_r_hat:.3f}, "
-            f"so the convergence ladder refitted {len(tried) - 1} time(s)"
+            f"gates with {first.divergences} divergence(s), max R-hat {first.max_r_hat:.3f} "
+            f"and min tail ESS {first.min_ess_tail:.0f}, so the convergence ladder refitted "
+            f"{len(tried) - 1} time(s)"
         )
+        if first.draws and last.draws > first.draws:
+            text += f", the last time with {last.draws} draws per chain"
     return text + "."
