@@ -140,7 +140,9 @@ def test_cli_runs_are_the_code_locations_jobs_and_a_fit_reports_progress(project
     assert compiling == "compiling the sampler"
     assert re.fullmatch(r"compiled \((JAX cache (hit|miss)|no JAX cache lookup)[^)]*\)", compiled)
     assert steps[0].startswith("warm-up: ") and steps[-1].startswith("sampling: 100% (30/30")
-    assert rung.startswith("rung 0 (target_accept 0.85, max_tree_depth 10, warm-up 30): passed")
+    assert rung.startswith(
+        "rung 0 (target_accept 0.85, max_tree_depth 10, warm-up 30, draws 30): passed"
+    )
     assert seconds == sorted(seconds) and seconds[0] < 1.0
 
 
