@@ -38,14 +38,14 @@ def series(sim):
     return {m: MarketSeries(p.spend, p.target, p.controls) for m, p in sim.panels.items()}
 
 
-def pooled_fit(sim, **kwargs):
+def pooled_fit(sim, spec=None, **kwargs):
     first = next(iter(sim.panels.values()))
     return fit_markets(
         series(sim),
         first.channel_names,
         first.control_names,
         first.week_start,
-        ModelSpec(),
+        spec or ModelSpec(),
         sampler=SamplerSettings(dense_mass=False),
         **kwargs,
     )
@@ -122,6 +122,19 @@ def test_a_market_view_reads_like_a_single_market_trace(quick, sim):
     assert export["scales"]["target"] == pytest.approx(panel.target[:-HOLDOUT].mean())
     with pytest.raises(ContractError, match=r"not 'Nowhere'"):
         market_trace(quick.idata, "Nowhere")
+
+
+def test_student_t_noise_is_each_markets_own():
+    """Revenue defaults to Student-t noise, so the pooled fit takes it too: a scale and a tail
+    weight per market, and each market's view holds its own."""
+    revenue = simulate_markets(3, 40, 2, seed=5, likelihood="normal")
+    fit = pooled_fit(revenue, ModelSpec(likelihood="student_t"), chains=1, warmup=20, draws=20)
+    for name in ("sigma", "nu_above_2"):
+        assert fit.idata.posterior[name].dims == ("chain", "draw", "market"), name
+        view = market_trace(fit.idata, "M01").posterior[name]
+        assert view.dims == ("chain", "draw")
+        np.testing.assert_array_equal(view, fit.idata.posterior[name].sel(market="M01"))
+    assert json.loads(fit.idata.posterior.attrs["priors"])["nu_above_2"]["source"] == "default"
 
 
 def test_same_seed_same_draws_and_bad_shapes_are_named(quick, sim):
