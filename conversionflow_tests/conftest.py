@@ -75,10 +75,18 @@ def chromium_executable() -> str:
 
 
 def free_port() -> int:
-    """A TCP port free on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port free on the loopback interface, and the next one free too: `conversionflow
+    ui` serves the reports on its port + 1 and exits if that one is taken."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        with socket.socket() as following:
+            try:
+                following.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
 
 
 def start_ui(port: int, home: Path, log: Path | None = None, **popen: object) -> subprocess.Popen:
