@@ -593,6 +593,8 @@ def terminal(debug: bool) -> Iterator[None]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from conversionflow_dagster.core.model.priors import LIKELIHOODS  # no JAX: the config's list
+
     parser = _Parser(prog="conversionflow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -661,7 +663,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--likelihood",
-        choices=["poisson", "negbinomial", "normal", "student_t", "hurdle_poisson"],
+        choices=LIKELIHOODS,
         help="observation model",
     )
     run.add_argument(

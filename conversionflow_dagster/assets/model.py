@@ -38,6 +38,7 @@ from conversionflow_dagster.core.ingest.panel import (
     weeks_left_out,
 )
 from conversionflow_dagster.core.model.history import short_history
+from conversionflow_dagster.core.model.priors import LIKELIHOODS
 from conversionflow_dagster.failures import no_retry_failure, retry_only_io_faults
 from conversionflow_dagster.partitions import PipelinePartitions, market_of, month_of
 from conversionflow_dagster.resources import ProjectResource, with_overrides
@@ -64,9 +65,8 @@ class FitConfig(dg.Config):
     )
     likelihood: str | None = Field(
         None,
-        description="poisson, negbinomial, normal, student_t or hurdle_poisson; default: "
-        "model.likelihood "
-        "(poisson).",
+        description=f"{', '.join(LIKELIHOODS)}; default: model.likelihood (poisson for "
+        "conversions, student_t for revenue).",
     )
     seed: int | None = Field(
         None, description="Random seed of the sampler; default: model.seed (0)."

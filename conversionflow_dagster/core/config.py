@@ -17,7 +17,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from conversionflow_dagster.core.errors import ConfigError
 from conversionflow_dagster.core.model.history import MIN_FIT_WEEKS, weeks_needed
-from conversionflow_dagster.core.model.priors import prior_problems
+from conversionflow_dagster.core.model.priors import LIKELIHOODS, prior_problems
 from conversionflow_dagster.core.model.transforms import ADSTOCKS, SATURATIONS
 from conversionflow_dagster.core.months import previous_month
 
@@ -296,9 +296,7 @@ class ModelSection(_Strict):
 
     target: Literal["conversions", "revenue"] = "conversions"
     # Default: poisson for conversions, student_t for revenue (money is not a count).
-    likelihood: Literal["poisson", "negbinomial", "normal", "student_t", "hurdle_poisson"] = (
-        "poisson"
-    )
+    likelihood: Literal[LIKELIHOODS] = "poisson"  # type: ignore[valid-type]
     adstock: Literal[tuple(ADSTOCKS)] = "geometric"  # type: ignore[valid-type]
     adstock_max_lag: int = Field(8, ge=1, le=52)
     saturation: Literal[tuple(SATURATIONS)] = "logistic"  # type: ignore[valid-type]

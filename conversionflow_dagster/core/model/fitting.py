@@ -36,7 +36,7 @@ from conversionflow_dagster.core.model.mmm import (
     mmm,
     prepare_inputs,
 )
-from conversionflow_dagster.core.model.priors import effective_priors
+from conversionflow_dagster.core.model.priors import CONTINUOUS_LIKELIHOODS, effective_priors
 from conversionflow_dagster.core.model.transforms import PARAMETERS
 
 # (done, total, phase): phase is "compiling", "compiled", "warmup" or "sampling"
@@ -211,7 +211,7 @@ def sample_posterior(
 
 def require_counts(target: np.ndarray, week_start: pd.DatetimeIndex, spec: ModelSpec) -> None:
     """Count likelihoods need whole numbers; say which week is not, and what to do instead."""
-    if spec.likelihood in ("normal", "student_t"):
+    if spec.likelihood in CONTINUOUS_LIKELIHOODS:
         return
     fractional = np.flatnonzero(target % 1 != 0)
     if fractional.size:

@@ -43,14 +43,13 @@ from numpyro.infer import init_to_median
 from conversionflow_dagster.core.config import ModelSection
 from conversionflow_dagster.core.errors import ConfigError
 from conversionflow_dagster.core.model.calibration import LiftObservations
-from conversionflow_dagster.core.model.priors import PRIORS, prior_problems
+from conversionflow_dagster.core.model.priors import LIKELIHOODS, PRIORS, prior_problems
 from conversionflow_dagster.core.model.transforms import (
     ADSTOCKS,
     SATURATIONS,
     transform_parameters,
 )
 
-LIKELIHOODS = ("poisson", "negbinomial", "normal", "student_t", "hurdle_poisson")
 # The Student-t noise has more degrees of freedom than this, so its variance (and the mean of
 # predictive draws) is finite: ``nu_above_2`` is the rest.
 MIN_STUDENT_T_DF = 2.0

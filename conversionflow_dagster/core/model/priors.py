@@ -35,6 +35,9 @@ class Prior:
 
 
 REAL_PARAMETERS = frozenset({"loc"})  # any finite number; every other parameter must be > 0
+# The observation models: the config, the CLI, the run config and the model read this one list.
+LIKELIHOODS = ("poisson", "negbinomial", "normal", "student_t", "hurdle_poisson")
+CONTINUOUS_LIKELIHOODS = ("normal", "student_t")  # the others model whole-number counts
 # The noise sites sampled only under some likelihoods.
 LIKELIHOOD_PRIORS = {
     "normal": ("sigma",),
