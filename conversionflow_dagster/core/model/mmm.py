@@ -38,7 +38,6 @@ from numpyro.distributions.transforms import (
     biject_to,
 )
 from numpyro.distributions.util import promote_shapes, validate_sample
-from numpyro.infer import init_to_median
 
 from conversionflow_dagster.core.config import ModelSection
 from conversionflow_dagster.core.errors import ConfigError
@@ -440,18 +439,26 @@ def observation(
 
 
 def init_to_model_value(site=None):
-    """Prior medians, except the flat-measure coordinates, which start where ``mmm`` says.
+    """Prior means, except the flat-measure coordinates, which start where ``mmm`` says.
 
     The level starts at the scaled target's mean and each slope at a tenth of its channel's
     spend share. Those starting values travel in the sites' ``infer`` entry, computed from the
     model's (traced) inputs, so no data is baked into the compiled program as a constant: a
     refit on new data of the same shape reuses the persistent compilation cache.
+
+    Means are closed forms. A median of prior draws would compile a Gamma sampler (a rejection
+    loop) and a key split per site: 3 of a cold fit's 7 seconds of compiling. Every chain
+    starts at the same point and parts from the others at its first momentum draw; the prior
+    medians of 15 draws spread them by only about 0.3 prior standard deviations anyway.
     """
     if site is None:  # NumPyro's protocol: a strategy called without a site returns itself
         return partial(init_to_model_value)
-    if site["type"] == "sample" and INIT_VALUE in site["infer"]:
+    if site["type"] != "sample" or site["is_observed"]:
+        return None
+    if INIT_VALUE in site["infer"]:
         return site["infer"][INIT_VALUE]
-    return init_to_median(site, num_samples=15)
+    shape = site["kwargs"].get("sample_shape", ()) + site["fn"].shape()
+    return jnp.broadcast_to(site["fn"].mean, shape)
 
 
 init_strategy = partial(init_to_model_value)  # NumPyro inspects strategies as partials
