@@ -41,6 +41,23 @@ def test_the_rungs_raise_target_acceptance_then_the_tree_depth_and_warm_up():
     assert all(s.dense_mass is False for s, _ in rungs(SamplerSettings(dense_mass=False), 10))
 
 
+def test_warm_up_trees_are_capped_on_the_first_rung_of_a_long_warm_up_only():
+    """The first fit saves the deep trees of the unadapted first iterations; a careful rung
+    warms up with trees as deep as it samples with, and so does a short warm-up."""
+    depths = [s.tree_depths(w) for s, w in rungs(SamplerSettings(), 1000)]
+    assert depths == [(6, 10), (10, 10), (10, 10), (12, 12)]
+    assert SamplerSettings(max_tree_depth=4).tree_depths(1000) == (4, 4)
+    assert SamplerSettings().tree_depths(499) == (10, 10)
+    short = _Fits(_trace(0))
+    _, tried = fit_until_converged(short, SamplerSettings(), 100, 400, Gates())
+    assert tried[0].tree_depth == "10" and "max_tree_depth 10, warm-up 100" in tried[0].describe()
+    plain = _Fits(_trace(7), _trace(0))
+    _, tried = fit_until_converged(plain, SamplerSettings(), 1000, 400, Gates())
+    assert [r.tree_depth for r in tried] == ["10 (6 in warm-up)", "10"]
+    assert "max_tree_depth 10 (6 in warm-up), warm-up 1000" in tried[0].describe()
+    assert "| 0 | 0.85 | 10 (6 in warm-up) | 1000 |" in ladder_table(tried)
+
+
 def _trace(divergences: int, stuck: bool = False, draws: int = 400) -> FitResult:
     """A trace of well-mixed chains (or chains stuck apart) with some divergent draws."""
     rng = np.random.default_rng(divergences)
@@ -138,7 +155,9 @@ def test_the_report_sentence_says_how_the_trace_was_sampled_and_what_the_ladder_
     assert sampling_sentence(attrs) is None  # the sampler's own attribute is written by fit_mmm
     attrs["sampler"] = json.dumps({**asdict(SamplerSettings(0.95)), "warmup": 1000})
     sentence = sampling_sentence(attrs)
-    assert sentence.startswith("NUTS with target acceptance 0.95, trees up to depth 10, a dense")
+    assert sentence.startswith(
+        "NUTS with target acceptance 0.95, trees up to depth 10 (6 in warm-up), a dense"
+    )
     assert "the first fit (target acceptance 0.85) failed the convergence gates with 7 " in sentence
     assert sentence.endswith("so the convergence ladder refitted 1 time(s).")
     attrs.pop(LADDER_ATTR)

@@ -44,6 +44,14 @@ ProgressCallback = Callable[[int, int, str], None]
 BATCH_DRAWS = 500  # draws per batch when predicting from the posterior
 CHANNEL_SITES = ("beta", "media_effect", "media_slope", *PARAMETERS)
 DERIVED_SITES = ("beta", "media_effect", "intercept")  # deterministic sites of the model
+# Warm-up trees stop at this depth (64 leapfrog steps). Before the step size and mass matrix
+# adapt, the first ~100 iterations would build trees of up to 2**max_tree_depth steps: 3 of a
+# 156-week fit's 4.5 s of warm-up, for no worse adaptation (min ESS and R-hat unchanged over
+# logistic and Hill panels). Only a warm-up of at least MIN_CAPPED_WARMUP iterations is capped:
+# a short one is all unadapted start, and capped it left a 100-iteration fit short of ESS.
+# Sampling keeps max_tree_depth; the ladder's careful rungs lift the cap.
+WARMUP_TREE_DEPTH = 6
+MIN_CAPPED_WARMUP = 500
 _STATS = ("diverging", "energy", "lp", "n_steps", "acceptance_rate", "step_size", "tree_depth")
 
 
@@ -52,12 +60,25 @@ class SamplerSettings:
     """How NUTS moves: config ``model.target_accept``, ``max_tree_depth`` and ``dense_mass``.
 
     A higher target acceptance takes smaller steps (fewer divergences, slower); a deeper tree
-    allows longer trajectories; a dense mass matrix adapts to correlated parameters.
+    allows longer trajectories; a dense mass matrix adapts to correlated parameters. Warm-up
+    trees stop at ``warmup_tree_depth`` (never deeper than ``max_tree_depth``).
     """
 
     target_accept: float = 0.85
     max_tree_depth: int = 10
     dense_mass: bool = True
+    warmup_tree_depth: int = WARMUP_TREE_DEPTH
+
+    def describe(self, warmup: int) -> str:
+        """The settings a fit with ``warmup`` warm-up steps used, as the trace's JSON attribute."""
+        used = {**asdict(self), "warmup_tree_depth": self.tree_depths(warmup)[0]}
+        return json.dumps({**used, "warmup": warmup})
+
+    def tree_depths(self, warmup: int) -> tuple[int, int]:
+        """NumPyro's (warm-up, sampling) tree depth limits for a warm-up of ``warmup`` steps."""
+        if warmup < MIN_CAPPED_WARMUP:
+            return self.max_tree_depth, self.max_tree_depth
+        return min(self.warmup_tree_depth, self.max_tree_depth), self.max_tree_depth
 
 
 @dataclass
@@ -167,7 +188,7 @@ def fit_mmm(
     idata.posterior.attrs.update(
         trace_attrs(spec, scales, channel_names, control_names, target_name)
     )
-    idata.posterior.attrs["sampler"] = json.dumps({**asdict(sampler), "warmup": warmup})
+    idata.posterior.attrs["sampler"] = sampler.describe(warmup)
     if lift is not None:
         idata.posterior.attrs["lift_tests"] = json.dumps(lift.summary(channel_names))
     timings["postprocess_s"] = time.perf_counter() - t0
@@ -198,7 +219,7 @@ def sample_posterior(
         init_strategy=init_strategy,
         dense_mass=sampler.dense_mass,
         target_accept_prob=sampler.target_accept,
-        max_tree_depth=sampler.max_tree_depth,
+        max_tree_depth=sampler.tree_depths(warmup),
     )
     draws_out, stats, timings = _run_nuts(
         kernel, inputs, y, chains, warmup, draws, seed, progress_callback

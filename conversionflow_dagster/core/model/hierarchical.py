@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 
 import arviz as az
@@ -290,7 +290,7 @@ def fit_markets(
     idata.posterior.attrs[MARKET_SCALES_ATTR] = json.dumps(
         {m: json.loads(s.to_json()) for m, s in scales.items()}
     )
-    idata.posterior.attrs["sampler"] = json.dumps({**asdict(sampler), "warmup": warmup})
+    idata.posterior.attrs["sampler"] = sampler.describe(warmup)
     timings["postprocess_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     return MarketsFit(

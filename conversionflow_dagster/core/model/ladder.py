@@ -4,8 +4,9 @@ A fit that diverges or whose chains disagree usually converges with a smaller st
 (a higher target acceptance) or longer trajectories. Rather than hand a new user a failed gate,
 the fit climbs a short ladder of ever more careful settings and the gates judge the last rung:
 
-    rung 0: the configured settings (model.target_accept, model.max_tree_depth, model.warmup)
-    rung 1: target acceptance 0.95
+    rung 0: the configured settings (model.target_accept, model.max_tree_depth, model.warmup),
+            warm-up trees capped at depth 6 (in a warm-up of 500 iterations or more)
+    rung 1: target acceptance 0.95, warm-up trees as deep as the sampling ones
     rung 2: target acceptance 0.99
     rung 3: target acceptance 0.99, tree depth + 2, twice the warm-up
 
@@ -59,12 +60,20 @@ class Rung:
     passed: bool
     seconds: float
     draws: int = 0  # per chain; 0 in traces written before rungs recorded it
+    warmup_tree_depth: int = 0  # 0 in traces written before warm-up trees were capped
+
+    @property
+    def tree_depth(self) -> str:
+        """``max_tree_depth``, with the warm-up's cap where it was lower."""
+        if 0 < self.warmup_tree_depth < self.max_tree_depth:
+            return f"{self.max_tree_depth} ({self.warmup_tree_depth} in warm-up)"
+        return str(self.max_tree_depth)
 
     def describe(self) -> str:
         verdict = "passed the gates" if self.passed else "failed the gates"
         return (
             f"rung {self.rung} (target_accept {self.target_accept}, max_tree_depth "
-            f"{self.max_tree_depth}, warm-up {self.warmup}, draws {self.draws}): {verdict} with "
+            f"{self.tree_depth}, warm-up {self.warmup}, draws {self.draws}): {verdict} with "
             f"{self.divergences} divergence(s), max R-hat {self.max_r_hat:.3f}, min bulk ESS "
             f"{self.min_ess_bulk:.0f}, in {self.seconds:.0f} s"
         )
@@ -75,9 +84,10 @@ def rungs(first: SamplerSettings, warmup: int) -> list[tuple[SamplerSettings, in
     ladder = [(first, warmup)]
     for accept in CAREFUL_TARGET_ACCEPT:
         if accept > ladder[-1][0].target_accept:
-            ladder.append((replace(ladder[-1][0], target_accept=accept), warmup))
+            careful = replace(ladder[-1][0], target_accept=accept)
+            ladder.append((replace(careful, warmup_tree_depth=careful.max_tree_depth), warmup))
     deeper = min(first.max_tree_depth + EXTRA_TREE_DEPTH, MAX_TREE_DEPTH)
-    last = replace(ladder[-1][0], max_tree_depth=deeper)
+    last = replace(ladder[-1][0], max_tree_depth=deeper, warmup_tree_depth=deeper)
     if last != ladder[-1][0]:
         ladder.append((last, 2 * warmup))
     return ladder
@@ -123,6 +133,7 @@ def fit_until_converged(
             rung=len(tried),
             target_accept=settings.target_accept,
             max_tree_depth=settings.max_tree_depth,
+            warmup_tree_depth=settings.tree_depths(rung_warmup)[0],
             dense_mass=settings.dense_mass,
             warmup=rung_warmup,
             divergences=report.divergences,
@@ -153,7 +164,7 @@ def ladder_table(tried: list[Rung]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r.rung} | {r.target_accept} | {r.max_tree_depth} | {r.warmup} | {r.draws} | "
+        f"| {r.rung} | {r.target_accept} | {r.tree_depth} | {r.warmup} | {r.draws} | "
         f"{r.divergences} | {r.max_r_hat:.3f} | {r.min_ess_bulk:.0f} | {r.min_ess_tail:.0f} | "
         f"{'pass' if r.passed else 'fail'} | {r.seconds:.0f} |"
         for r in tried
@@ -168,10 +179,11 @@ def sampling_sentence(attrs: Mapping[str, str]) -> str | None:
         return None
     used = json.loads(attrs["sampler"])
     mass = "dense" if used["dense_mass"] else "diagonal"
+    depth, warmup_depth = used["max_tree_depth"], used.get("warmup_tree_depth", 0)
+    capped = f" ({warmup_depth} in warm-up)" if 0 < warmup_depth < depth else ""
     text = (
-        f"NUTS with target acceptance {used['target_accept']}, trees up to depth "
-        f"{used['max_tree_depth']}, a {mass} mass matrix and {used['warmup']} warm-up "
-        "iterations per chain"
+        f"NUTS with target acceptance {used['target_accept']}, trees up to depth {depth}"
+        f"{capped}, a {mass} mass matrix and {used['warmup']} warm-up iterations per chain"
     )
     tried = [Rung(**r) for r in json.loads(attrs.get(LADDER_ATTR, "[]"))]
     if len(tried) > 1:
