@@ -204,6 +204,7 @@ def child(root: Path, config_file: Path, seed: int, args: argparse.Namespace) ->
         "min_ess_bulk": last.min_ess_bulk,
         "min_ess_tail": last.min_ess_tail,
         "divergences": last.divergences,
+        **({"first_rung": rungs[0].describe()} if len(rungs) > 1 else {}),
     }
 
 
