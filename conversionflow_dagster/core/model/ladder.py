@@ -64,10 +64,7 @@ class Rung:
 
     @property
     def tree_depth(self) -> str:
-        """``max_tree_depth``, with the warm-up's cap where it was lower."""
-        if 0 < self.warmup_tree_depth < self.max_tree_depth:
-            return f"{self.max_tree_depth} ({self.warmup_tree_depth} in warm-up)"
-        return str(self.max_tree_depth)
+        return tree_depth_text(self.max_tree_depth, self.warmup_tree_depth)
 
     def describe(self) -> str:
         verdict = "passed the gates" if self.passed else "failed the gates"
@@ -77,6 +74,13 @@ class Rung:
             f"{self.divergences} divergence(s), max R-hat {self.max_r_hat:.3f}, min bulk ESS "
             f"{self.min_ess_bulk:.0f}, in {self.seconds:.0f} s"
         )
+
+
+def tree_depth_text(max_tree_depth: int, warmup_tree_depth: int) -> str:
+    """``max_tree_depth``, with the warm-up's cap where it was lower (0: not recorded)."""
+    if 0 < warmup_tree_depth < max_tree_depth:
+        return f"{max_tree_depth} ({warmup_tree_depth} in warm-up)"
+    return str(max_tree_depth)
 
 
 def rungs(first: SamplerSettings, warmup: int) -> list[tuple[SamplerSettings, int]]:
@@ -179,11 +183,10 @@ def sampling_sentence(attrs: Mapping[str, str]) -> str | None:
         return None
     used = json.loads(attrs["sampler"])
     mass = "dense" if used["dense_mass"] else "diagonal"
-    depth, warmup_depth = used["max_tree_depth"], used.get("warmup_tree_depth", 0)
-    capped = f" ({warmup_depth} in warm-up)" if 0 < warmup_depth < depth else ""
+    depth = tree_depth_text(used["max_tree_depth"], used.get("warmup_tree_depth", 0))
     text = (
-        f"NUTS with target acceptance {used['target_accept']}, trees up to depth {depth}"
-        f"{capped}, a {mass} mass matrix and {used['warmup']} warm-up iterations per chain"
+        f"NUTS with target acceptance {used['target_accept']}, trees up to depth {depth}, a "
+        f"{mass} mass matrix and {used['warmup']} warm-up iterations per chain"
     )
     tried = [Rung(**r) for r in json.loads(attrs.get(LADDER_ATTR, "[]"))]
     if len(tried) > 1:
