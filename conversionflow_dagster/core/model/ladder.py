@@ -87,9 +87,12 @@ def rungs(first: SamplerSettings, warmup: int) -> list[tuple[SamplerSettings, in
     """Sampler settings and warm-up of each rung, starting with the configured ones."""
     ladder = [(first, warmup)]
     for accept in CAREFUL_TARGET_ACCEPT:
-        if accept > ladder[-1][0].target_accept:
-            careful = replace(ladder[-1][0], target_accept=accept)
-            ladder.append((replace(careful, warmup_tree_depth=careful.max_tree_depth), warmup))
+        previous = ladder[-1][0]
+        if accept > previous.target_accept:  # a careful rung warms up with full-depth trees
+            careful = replace(
+                previous, target_accept=accept, warmup_tree_depth=previous.max_tree_depth
+            )
+            ladder.append((careful, warmup))
     deeper = min(first.max_tree_depth + EXTRA_TREE_DEPTH, MAX_TREE_DEPTH)
     last = replace(ladder[-1][0], max_tree_depth=deeper, warmup_tree_depth=deeper)
     if last != ladder[-1][0]:
