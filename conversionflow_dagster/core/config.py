@@ -211,7 +211,14 @@ class _PeriodicSource(_Strict):
         return self
 
 
-class SpendSource(_PeriodicSource):
+class _SpendInUnits(_Strict):
+    # The money one spend number in the file stands for: 1000 when it gives spend in
+    # thousands. Spend and revenue must be in the same money, or budgets, ROAS and marginal
+    # returns in the allocation and the report are off by this factor.
+    spend_unit: float = Field(1.0, gt=0)
+
+
+class SpendSource(_PeriodicSource, _SpendInUnits):
     path: str
     layout: Literal["long", "wide"] = "long"
     columns: SpendColumns = SpendColumns()
@@ -236,7 +243,7 @@ class PanelColumns(_DateColumns):
         return self
 
 
-class PanelSource(_PeriodicSource):
+class PanelSource(_PeriodicSource, _SpendInUnits):
     path: str
     columns: PanelColumns
     blank_as_zero: bool = False  # read blank spend, touches and targets as 0

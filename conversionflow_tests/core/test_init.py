@@ -405,3 +405,35 @@ def test_dates_that_read_day_or_month_first_alike_are_left_to_the_user(tmp_path)
     frame.to_csv(tmp_path / "weekly.csv", index=False)
     with pytest.raises(InputDataError, match=r"read as %d/%m/%Y or %m/%d/%Y alike"):
         inspect_files([tmp_path / "weekly.csv"])
+
+
+def test_spend_named_in_thousands_is_read_in_the_revenues_money(tmp_path):
+    """'TV (k$)' columns: init proposes spend_unit 1000, the channels keep plain names and the
+    panel's spend, like the default budget, is in the money the sales are in."""
+    frame = total_sales_panel()
+    names = list(SPEND_RANGES)
+    in_thousands = {n: f"{n.split('_')[0].split()[0].strip()} (k$)" for n in names}
+    thousands = frame.rename(columns=in_thousands)
+    thousands[list(in_thousands.values())] = (frame[names] / 1000).round(5)
+    thousands.to_csv(tmp_path / "weekly.csv", index=False)
+    inference, path, text = _propose(tmp_path, [tmp_path / "weekly.csv"], root=tmp_path)
+    assert inference.spend_units == {"panel": 1000}
+    assert "spend_unit: 1000" in text and "every spend column is named in thousands" in text
+    config = load_config(path)
+    assert set(config.channels) == {"TV", "search", "Social", "OOH"}
+    assert inference.recent_spend == pytest.approx(recent_spend(frame), rel=1e-6)
+    assert validate_inputs(tmp_path, path)[0]
+    panel = build_panel_from_file(tmp_path / "weekly.csv", config)
+    spend = panel.frame[[f"spend__{c}" for c in config.channels]].to_numpy()
+    np.testing.assert_allclose(spend, frame[names].to_numpy(), rtol=1e-6)
+
+
+def test_spend_columns_in_different_money_are_left_to_the_user(tmp_path):
+    frame = total_sales_panel()
+    names = list(SPEND_RANGES)
+    frame = frame.rename(columns={names[0]: "TV (k$)"})
+    frame["TV (k$)"] = frame["TV (k$)"] / 1000
+    frame.to_csv(tmp_path / "weekly.csv", index=False)
+    inference, _, text = _propose(tmp_path, [tmp_path / "weekly.csv"], root=tmp_path)
+    assert inference.spend_units == {} and "spend_unit" not in text
+    assert any("not all in the same money: 'TV (k$)' x 1,000" in n for n in inference.notes)

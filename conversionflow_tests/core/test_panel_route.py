@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conversionflow_dagster.core.config import load_config, parse_config
-from conversionflow_dagster.core.errors import InputDataError
+from conversionflow_dagster.core.errors import ConfigError, InputDataError
 from conversionflow_dagster.core.ingest.panel import build_panel_from_file, panel_rules
 
 REPO = Path(__file__).resolve().parents[2]
@@ -121,3 +121,19 @@ def test_validate_says_which_channel_spends_one_amount_whenever_it_is_on(tmp_pat
     assert len(notes) == 1, lines  # the other channels vary their spend
     assert "channel Channel2 spends about 5,000 in each of the 80 week(s)" in notes[0]
     assert "saturation prior" in notes[0]
+
+
+def test_spend_in_thousands_is_multiplied_into_money(tmp_path):
+    """sources.panel.spend_unit: the file's 131.2 (thousands) is 131,200 in the panel."""
+    path, document = copy_dataset(tmp_path)
+    raw = pd.read_csv(path)
+    spend = [c for c in raw.columns if c.endswith("_spend")]
+    (raw.assign(**{c: raw[c] / 1000 for c in spend})).to_csv(path, index=False)
+    document["sources"]["panel"]["spend_unit"] = 1000
+    panel = build_panel_from_file(path, parse_config(document))
+    original = pd.read_csv(PUBLIC / "meridian" / "national_media.csv")
+    np.testing.assert_allclose(panel.frame["spend__Channel2"], original["Channel2_spend"])
+    np.testing.assert_allclose(panel.frame["touches__Channel0"], raw["Channel0_impression"])
+    document["sources"]["panel"]["spend_unit"] = 0
+    with pytest.raises(ConfigError, match=r"sources\.panel\.spend_unit: Input should be greater"):
+        parse_config(document)

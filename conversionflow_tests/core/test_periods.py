@@ -234,3 +234,25 @@ def test_a_missing_day_makes_its_week_missing_and_says_so(tmp_path):
     path, config, raw = daily_panel(tmp_path, days=5)
     with pytest.raises(ContractError, match=r"its rows \(daily, sources.panel.period\) cover no"):
         build_panel_from_file(path, config)
+
+
+def test_a_spend_feed_in_thousands_is_read_in_money(tmp_path):
+    """sources.spend.spend_unit multiplies every amount; the totals still reconcile."""
+    path = write(
+        tmp_path,
+        "spend.csv",
+        """\
+        date,channel,spend
+        2024-01,search,3.1
+        2024-01,tv,0.31
+        2024-02,search,2.9
+        2024-02,tv,0.29
+        2024-03,search,3.1
+        2024-03,tv,0
+        """,
+    )
+    config = config_with(spend={"path": "spend.csv", "period": "month", "spend_unit": 1000})
+    spend = {m: read_month_spend(path, config, m) for m in MONTHS}
+    panel = build_panel_from_events({m: daily_events(m) for m in MONTHS}, spend, None, config)
+    assert {o.name: o for o in panel_rules(panel)}["totals_reconcile"].passed
+    assert panel.frame["spend__search"].loc["2024-01-08"] == pytest.approx(7 * 100)

@@ -196,6 +196,8 @@ def config_document(
                 source["period"] = inference.periods[role]
             if role in inference.date_formats:
                 source["date_format"] = inference.date_formats[role]
+            if role in inference.spend_units:
+                source["spend_unit"] = inference.spend_units[role]
             _blank_as_zero(inference, f"sources.{role}", source, comments)
     channels = {}
     for channel in inference.channels:

@@ -59,6 +59,17 @@ NOT_OURS = {"competitor", "competitors", "competition", "industry", "category", 
 CALENDAR = {"t", "trend", "dayofyear", "doy", "weekofyear", "woy", "index", "idx", "quarter",
             "month", "year", "week", "weeknumber"}  # fmt: skip
 GENERIC = {"media", "paid", "total", "weekly", "daily", "amount", "usd", "eur", "gbp"}
+# Spend column names that give the money in thousands or millions: 'Search (k$)', 'TV k€',
+# 'Print (000s)', 'Radio, thousands', 'OOH ($m)'; proposed as sources.<role>.spend_unit.
+_ALONE = r"(?<![0-9A-Za-z])({})(?![0-9A-Za-z])"
+_THOUSANDS = r"[$€£]?k[$€£]?|k(?:eur|usd|gbp)|(?:eur|usd|gbp)k|thousands?|'?000s?"
+_MILLIONS = r"[$€£]m|m[$€£]|mn|mm|millions?|m(?:eur|usd|gbp)"
+SPEND_UNITS = (
+    (1_000, re.compile(_ALONE.format(_THOUSANDS))),
+    (1_000_000, re.compile(_ALONE.format(_MILLIONS))),
+)
+UNIT_WORDS = {"k", "m", "000", "000s", "thousand", "thousands", "mn", "mm", "million", "millions"}
+UNIT_WORDS |= {f"{scale}{money}" for scale in "km" for money in ("eur", "usd", "gbp")}
 DATE_WORDS = ("date", "week", "ds", "time", "day", "period", "timestamp", "datetime")
 ID_WORDS = {"customer", "cust", "user", "client", "visitor", "person", "member", "account",
             "cookie", "device", "contact", "id", "uid", "cid"}  # fmt: skip
@@ -142,6 +153,7 @@ class Inference:
     conversion_types: tuple[str, ...] = ()  # events route: event types that are conversions
     periods: dict[str, str] = field(default_factory=dict)  # role -> period a row covers
     date_formats: dict[str, str] = field(default_factory=dict)  # role -> non-ISO date form
+    spend_units: dict[str, int] = field(default_factory=dict)  # role -> money per spend number
     # config section -> why its blank_as_zero is proposed (written commented out: the user's call)
     blank_as_zero: dict[str, str] = field(default_factory=dict)
     guesses: tuple[Guess, ...] = ()
@@ -692,7 +704,8 @@ def _panel(source: _Source, shape: _Shape) -> Inference:
     numeric_controls = [c.column for c in controls if not c.categorical]
     _note_blanks(source, numeric_controls, "controls", notes, blanks)
     spend_columns = [c.spend_column for c in channels]
-    spend = pd.DataFrame({c: source.columns[c].values for c in spend_columns})
+    unit = _spend_unit(spend_columns, "sources.panel", guesses, notes)
+    spend = pd.DataFrame({c: source.columns[c].values for c in spend_columns}) * unit
     covered = _coverage(shape)
     return Inference(
         route="panel",
@@ -708,10 +721,31 @@ def _panel(source: _Source, shape: _Shape) -> Inference:
         recent_spend=_recent_spend(shape, spend) if spend_columns else None,
         periods={"panel": shape.period} if shape.period else {},
         date_formats={"panel": shape.date_format} if shape.date_format else {},
+        spend_units={"panel": unit} if unit != 1 else {},
         blank_as_zero=blanks,
         guesses=tuple(guesses),
         notes=tuple(notes),
     )
+
+
+def _spend_unit(columns: list[str], section: str, guesses: list[Guess], notes: list[str]) -> int:
+    """The money one spend number stands for, when every spend column's name says the same
+    (thousands or millions); 1 otherwise, with a note when only some names say so."""
+    units = [next((u for u, named in SPEND_UNITS if named.search(c.lower())), 1) for c in columns]
+    if not columns or set(units) == {1}:
+        return 1
+    if len(set(units)) > 1:
+        notes.append(
+            "the spend columns are not all in the same money: "
+            + ", ".join(f"{c!r} x {u:,}" for c, u in zip(columns, units, strict=True))
+            + "; convert them in the file to one (budgets and ROAS need spend in the revenue's "
+            "money)"
+        )
+        return 1
+    unit = units[0]
+    why = f"every spend column is named in {'thousands' if unit == 1_000 else 'millions'}"
+    guesses.append(Guess(f"{section}.spend_unit", str(unit), f"{why}, e.g. {columns[0]!r}"))
+    return unit
 
 
 def _natural(text: str) -> list:
@@ -770,7 +804,7 @@ def _stem(column: str) -> tuple[str, ...]:
         name = name[:-2]
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name)
     words = [w for w in re.split(r"[^0-9A-Za-z]+", spaced) if w]
-    return tuple(w for w in words if w.lower() not in MONEY | TOUCH | GENERIC)
+    return tuple(w for w in words if w.lower() not in MONEY | TOUCH | GENERIC | UNIT_WORDS)
 
 
 def _channel_name(column: str, taken: set[str]) -> str:

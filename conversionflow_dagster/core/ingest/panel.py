@@ -342,6 +342,8 @@ def build_panel_from_file(
         )
         for key, column in numbers.items()
     }
+    for name in config.channels:  # in money, as the revenue is
+        columns[SPEND_PREFIX + name] = columns[SPEND_PREFIX + name] * panel_cfg.spend_unit
     frame = pd.DataFrame(columns).join(control_columns(table, config.controls))
     if period is None:
         frame.index = pd.DatetimeIndex(weeks, name="week_start")

@@ -100,10 +100,12 @@ def _long(table: Table, config: ProjectConfig) -> pd.DataFrame:
 
 
 def _spend(table: Table, column: str, config: ProjectConfig) -> pd.Series:
-    blank_as_zero = config.sources.spend.blank_as_zero
-    return parse_numbers(
-        table, column, blank_as_zero=blank_as_zero, blank_key=BLANK_KEY, non_negative=True
+    """A spend column in money (``sources.spend.spend_unit`` per number in the file)."""
+    source = config.sources.spend
+    spend = parse_numbers(
+        table, column, blank_as_zero=source.blank_as_zero, blank_key=BLANK_KEY, non_negative=True
     )
+    return spend * source.spend_unit
 
 
 def _wide(table: Table, config: ProjectConfig) -> pd.DataFrame:
