@@ -279,7 +279,6 @@ def test_per_month_files_become_a_template(tmp_path, small_sample_dir):
         (b"a,b\n1,2\n3,4\n", "no column of ISO 8601 dates"),
         (b"Date,sales,tv_spend\n01/02/2024,3,4\n08/02/2024,3,4\n", "holds dates like '01/02/2024'"),
         (b"date,colour\n2024-01-01,red\n2024-01-08,blue\n", "expected a weekly panel"),
-        (b"date;sales;tv_spend\n2024-01-01;3;4\n", "separated by ';'"),
         (b"date,sales\n2024-01-01,3\n2024-01-08,\xe94\n", "not valid UTF-8"),
         (b"date,sales,tv_spend\n2024-01-01,3,4\n2024-01-04,3,4\n", "3 day(s) apart"),
     ],
@@ -328,9 +327,7 @@ def test_data_outside_the_project_root_are_allowed_explicitly(tmp_path):
 @pytest.mark.parametrize(
     ("suffix", "currency"), [("_EUR", "€"), (" usd", "$"), ("", None), ("mixed", None)]
 )
-def test_the_currency_the_spend_columns_name_reaches_the_report_section(
-    tmp_path, suffix, currency
-):
+def test_the_currency_the_spend_columns_name_reaches_the_report_section(tmp_path, suffix, currency):
     frame = total_sales_panel()
     names = list(SPEND_RANGES)
     if suffix == "mixed":  # two currencies: not guessed
@@ -437,3 +434,31 @@ def test_spend_columns_in_different_money_are_left_to_the_user(tmp_path):
     inference, _, text = _propose(tmp_path, [tmp_path / "weekly.csv"], root=tmp_path)
     assert inference.spend_units == {} and "spend_unit" not in text
     assert any("not all in the same money: 'TV (k$)' x 1,000" in n for n in inference.notes)
+
+
+def test_a_spreadsheet_export_with_semicolons_and_decimal_commas_reads_as_its_numbers(tmp_path):
+    """A spreadsheet in a decimal-comma locale saves 'Week;Sales;...' with 1.234,56 and
+    31.12.2023: init proposes the config, and the panel holds the same numbers as the
+    comma-separated file would."""
+    frame = total_sales_panel()
+    frame[list(SPEND_RANGES)] = frame[list(SPEND_RANGES)].round(2)
+    iso = pd.to_datetime(frame["Week"])
+    export = frame.assign(Week=iso.dt.strftime("%d.%m.%Y"))
+    text = export.to_csv(sep=";", index=False, decimal=",", float_format="%.2f")
+    # thousands grouped with '.', as the locale's spreadsheet shows them
+    text = re.sub(r"(?<![\d.,])(\d{1,3})(\d{3}),", r"\1.\2,", text)
+    assert ".000," in text or re.search(r"\d\.\d{3},\d\d", text)
+    (tmp_path / "weekly.csv").write_text(text)
+    inference, path, _ = _propose(tmp_path, [tmp_path / "weekly.csv"], root=tmp_path)
+    config = load_config(path)
+    assert config.sources.panel.date_format == "%d.%m.%Y"
+    assert validate_inputs(tmp_path, path)[0]
+    panel = build_panel_from_file(tmp_path / "weekly.csv", config)
+    assert list(panel.weeks) == list(iso)
+    spend = panel.frame[[f"spend__{c}" for c in config.channels]].to_numpy()
+    np.testing.assert_allclose(
+        np.sort(spend.sum(axis=0)),
+        np.sort(frame[list(SPEND_RANGES)].to_numpy().sum(axis=0)),
+        rtol=1e-9,
+    )
+    assert inference.recent_spend == pytest.approx(recent_spend(frame), rel=1e-6)

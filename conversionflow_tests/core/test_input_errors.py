@@ -359,7 +359,7 @@ def test_validate_runs_the_spend_checks_the_run_runs(project):
     assert failed and "FAILED" in failed[0] and "2023-01.csv line" in failed[0]
 
 
-def test_compressed_file_and_other_delimiters_are_named(tmp_path):
+def test_a_compressed_file_is_named(tmp_path):
     path = tmp_path / "events" / "2024-01.csv"
     path.parent.mkdir()
     path.write_bytes(gzip.compress((HEADER + textwrap.dedent(GOOD)).encode()))
@@ -370,17 +370,42 @@ def test_compressed_file_and_other_delimiters_are_named(tmp_path):
         message
     )
     assert "decompress it" in message and "UTF-8" not in message
-    for delimiter, name in [(";", "';'"), ("\t", "a tab")]:
-        path.write_text((HEADER + textwrap.dedent(GOOD)).replace(",", delimiter))
-        with pytest.raises(InputDataError) as info:
-            read(tmp_path / "events" / "{month}.csv")
-        assert "missing column(s) 'customer_id'" in str(info.value)
-        assert f"the file seems to use {name} as its delimiter" in str(info.value)
-    path.write_text(HEADER.replace(",", ";") + "CUST_001;2024-01-21T10:00:00;x;1;35000,5\n")
-    with pytest.raises(InputDataError) as info:  # a decimal comma splits the line
-        read(tmp_path / "events" / "{month}.csv")
-    assert "line 2: expected 1 fields as in the header, found 2" in str(info.value)
-    assert "seems to use ';' as its delimiter" in str(info.value)
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_semicolon_and_tab_separated_files_read_like_comma_separated_ones(tmp_path, delimiter):
+    expected = read(events_file(tmp_path, GOOD))
+    template = events_file(
+        tmp_path, GOOD.replace(",", delimiter), header=HEADER.replace(",", delimiter)
+    )
+    pd.testing.assert_frame_equal(read(template), expected)
+
+
+def test_decimal_commas_of_a_semicolon_file_are_read_as_decimals(tmp_path):
+    body = """\
+    CUST_001;2024-01-20T09:45:00;search_touch;0;
+    CUST_001;2024-01-21T10:00:00;dealer_visit;1;35.000,5
+    CUST_002;2024-01-22T10:00:00;dealer_visit;1;0,25
+    """
+    events = read(events_file(tmp_path, body, header=HEADER.replace(",", ";")))
+    assert list(events["value"]) == [0.0, 35000.5, 0.25]
+    assert list(events["line"]) == [2, 3, 4]
+    # a value the locale cannot have written is named, not guessed
+    bad = body.replace("0,25", "1,5,5")
+    with pytest.raises(InputDataError, match=r"2024-01.csv, line 4, column 'value'"):
+        read(events_file(tmp_path, bad, header=HEADER.replace(",", ";")))
+
+
+def test_a_header_split_by_another_delimiter_than_its_lines_is_named(tmp_path):
+    path = events_file(tmp_path, "", header=HEADER.replace(",", ";"))
+    Path(str(path).format(month="2024-01")).write_text(
+        HEADER.replace(",", ";") + "CUST_001,2024-01-21T10:00:00,x,1,35000\n"
+    )
+    with pytest.raises(InputDataError) as info:
+        read(path)
+    message = str(info.value)
+    assert "2024-01.csv, line 2: expected 1 fields as in the header, found 5" in message
+    assert "the file seems to use ';' as its delimiter, but its lines do not split" in message
 
 
 @pytest.mark.parametrize("date", ["2024", "2024-01", "202401", "3", "12"])

@@ -198,27 +198,9 @@ def _suffix(name: str) -> str | None:
     return ROBYN_SUFFIX.get(name.strip()[-2:])
 
 
-def _refuse_other_delimiter(path: Path) -> None:
-    """A ';' or tab separated export would read as one column; say so instead of guessing."""
-    with open(path, "rb") as handle:
-        header = handle.readline(65536).decode("utf-8", errors="replace")
-    counts = {",": header.count(","), ";": header.count(";"), "\t": header.count("\t")}
-    found = max(counts, key=counts.get)
-    if found != "," and counts[found] > 0:
-        name = "';'" if found == ";" else "a tab"
-        raise InputDataError(
-            path,
-            f"the columns are separated by {name}, but conversionflow reads comma-separated CSV "
-            "(or Parquet); save the file comma-separated (from a spreadsheet: 'CSV UTF-8') "
-            "and run init again",
-        )
-
-
 def _read(files: list[Path]) -> pd.DataFrame:
     frames = []
     for path in files:
-        if path.suffix.lower() != ".parquet" and path.is_file():
-            _refuse_other_delimiter(path)
         frames.append(read_table(path).frame)
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 

@@ -10,6 +10,7 @@ import calendar
 import csv
 import difflib
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,12 @@ NOT_TEXT = {
         "export the sheet as 'CSV UTF-8' or unzip the file",
     ),
 }
-DELIMITERS = {";": "';'", "\t": "a tab"}  # what a spreadsheet may use instead of ','
+# What a CSV file may be separated by (a spreadsheet in a locale whose decimal point is a comma
+# writes ';'), as messages name them; the first that fits the file's first lines is taken.
+DELIMITERS = {",": "','", ";": "';'", "\t": "a tab"}
+SNIFFED_RECORDS = 20  # records (header included) that must agree on the delimiter
+# A number as a decimal-comma locale writes it: thousands grouped by '.' (1.234,5) or not (0,5).
+DECIMAL_COMMA_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")
 # Values that look like part of a date, and the periods whose rows they may date.
 PARTIAL_DATES = {
     "month number": (r"\s*\d{1,2}\s*", ()),
@@ -56,6 +62,7 @@ class Table:
     frame: pd.DataFrame
     lines: np.ndarray  # each row's line in the file (CSV, header = line 1) or row (Parquet)
     row_kind: str  # "line" for CSV, "row" for Parquet
+    delimiter: str = ","  # a CSV file's (see :func:`sniff_delimiter`)
 
     def error(self, problem: str, *, index: int | None = None, column: str | None = None):
         row = None if index is None else int(self.lines[index])
@@ -64,7 +71,7 @@ class Table:
     def subset(self, keep: np.ndarray) -> Table:
         """The rows where ``keep`` is true; errors still name their line in the file."""
         frame = self.frame.loc[keep].reset_index(drop=True)
-        return Table(self.path, frame, self.lines[keep], self.row_kind)
+        return Table(self.path, frame, self.lines[keep], self.row_kind, self.delimiter)
 
 
 def _utf8_error(path: Path, raw: bytes) -> InputDataError:
@@ -84,18 +91,43 @@ def _utf8_error(path: Path, raw: bytes) -> InputDataError:
     )
 
 
-def _delimiter_hint(header: str) -> str:
-    """A hint when a header looks delimited by something other than ',' (else '')."""
-    for delimiter, name in DELIMITERS.items():
-        if delimiter in header:
+def _delimiter_hint(header: str, delimiter: str = ",") -> str:
+    """A hint when a header holds another delimiter than the one the file was read with."""
+    for other, name in DELIMITERS.items():
+        if other != delimiter and other in header:
             return (
                 f"; the header contains {name}, so the file seems to use {name} as its "
-                "delimiter: save it comma-separated"
+                f"delimiter, but its lines do not split into the same number of fields by it"
             )
     return ""
 
 
-def _records(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+def sniff_delimiter(text: str) -> str:
+    """The delimiter that splits the header and the next lines into one number (> 1) of fields,
+    the most fields where several do; ',' where none does (its errors then say what is off).
+
+    A spreadsheet saves CSV with the locale's list separator: ';' where the decimal point is a
+    comma. Guessing from the header alone would misread a header whose names hold a ','.
+    """
+    best, most = ",", 1
+    for delimiter in DELIMITERS:
+        source = io.StringIO(text, newline="")
+        reader = csv.reader(source, delimiter=delimiter, skipinitialspace=True)
+        try:
+            counts = {len(r) for _, r in zip(range(SNIFFED_RECORDS), reader, strict=False) if r}
+        except csv.Error:
+            continue
+        if len(counts) == 1 and (fields := counts.pop()) > most:
+            best, most = delimiter, fields
+    return best
+
+
+def _head(raw: bytes, size: int = 65536) -> bytes:
+    """The whole lines within the first ``size`` bytes (all of a smaller file)."""
+    return raw if len(raw) <= size else raw[: raw.rfind(b"\n", 0, size) + 1]
+
+
+def _records(raw: bytes, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
     """Line number (header = 1) and field count of each non-blank record of a CSV file.
 
     pandas numbers records, not lines, so a quoted value spanning lines would shift every later
@@ -108,20 +140,20 @@ def _records(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
         returns[-1] == len(data) - 1 or (data[returns + 1] != ord("\n")).any()
     )
     if b'"' in raw or lone_return:
-        return _records_quoted(raw.decode("utf-8"))
+        return _records_quoted(raw.decode("utf-8"), delimiter)
     ends = np.flatnonzero(data == ord("\n"))
     if not raw.endswith(b"\n"):
         ends = np.append(ends, len(raw))
     starts = np.concatenate(([0], ends[:-1] + 1))
-    commas = (data == ord(",")).view(np.uint8)
-    fields = np.add.reduceat(commas, starts, dtype=np.int32) + 1
+    separators = (data == ord(delimiter)).view(np.uint8)
+    fields = np.add.reduceat(separators, starts, dtype=np.int32) + 1
     blank = np.zeros(len(ends), dtype=bool)
     for i in np.flatnonzero(fields == 1):  # only blank lines, unless the file has one column
         blank[i] = not raw[starts[i] : ends[i]].strip()
     return np.flatnonzero(~blank) + 1, fields[~blank]
 
 
-def _records_quoted(text: str) -> tuple[np.ndarray, np.ndarray]:
+def _records_quoted(text: str, delimiter: str) -> tuple[np.ndarray, np.ndarray]:
     source = io.StringIO(text, newline="")
     current = ""
 
@@ -131,7 +163,7 @@ def _records_quoted(text: str) -> tuple[np.ndarray, np.ndarray]:
             current = line
             yield line
 
-    reader = csv.reader(lines(), skipinitialspace=True)  # as pandas reads it
+    reader = csv.reader(lines(), delimiter=delimiter, skipinitialspace=True)  # as pandas does
     numbers, fields, read = [], [], 0
     for record in reader:
         first, read = read + 1, reader.line_num
@@ -141,7 +173,7 @@ def _records_quoted(text: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array(numbers, dtype=np.int64), np.array(fields, dtype=np.int64)
 
 
-def _check_fields(path: Path, raw: bytes) -> np.ndarray:
+def _check_fields(path: Path, raw: bytes, delimiter: str) -> np.ndarray:
     """The line of each data row; refuse rows with more or fewer fields than the header.
 
     pandas pads a short row with blanks (read later as 0) and, when a row has one field too
@@ -149,7 +181,7 @@ def _check_fields(path: Path, raw: bytes) -> np.ndarray:
     wrong one.
     """
     try:
-        numbers, fields = _records(raw)
+        numbers, fields = _records(raw, delimiter)
     except csv.Error as error:
         raise InputDataError(path, f"not a well-formed CSV file: {error}") from None
     if not len(fields):
@@ -161,13 +193,14 @@ def _check_fields(path: Path, raw: bytes) -> np.ndarray:
         cause = (
             "is a value missing or the line cut short?"
             if found < expected
-            else "does a value contain an unquoted ','? Put it in double quotes"
+            else f"does a value contain an unquoted {DELIMITERS[delimiter]}? "
+            "Put it in double quotes"
         )
         header = raw.split(b"\n", 1)[0].decode("utf-8", errors="replace")
         raise InputDataError(
             path,
             f"expected {expected} fields as in the header, found {found}; {cause}"
-            f"{_delimiter_hint(header)}",
+            f"{_delimiter_hint(header, delimiter)}",
             row=int(numbers[i]),
         )
     return numbers[1:]
@@ -196,9 +229,11 @@ def read_table(path: str | Path) -> Table:
                     f"plain-text CSV; {remedy} and point the config at the plain CSV",
                 )
         try:
-            lines = _check_fields(path, raw)
+            delimiter = sniff_delimiter(_head(raw).decode("utf-8", errors="replace"))
+            lines = _check_fields(path, raw, delimiter)
             frame = pd.read_csv(
                 io.BytesIO(raw),
+                sep=delimiter,
                 dtype=str,
                 keep_default_na=False,
                 encoding="utf-8",
@@ -218,10 +253,30 @@ def read_table(path: str | Path) -> Table:
                 f"not a well-formed CSV file: {len(frame)} rows read from {len(lines)} records",
             )
         frame.columns = [str(c).strip() for c in frame.columns]
-        table = Table(path, frame, lines, row_kind="line")
+        if delimiter != ",":
+            frame = with_decimal_points(frame)
+        table = Table(path, frame, lines, row_kind="line", delimiter=delimiter)
     if table.frame.empty:
         raise InputDataError(path, "file has a header but no data rows")
     return table
+
+
+def with_decimal_points(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numbers written with a decimal comma (1.234,5) rewritten with a point (1234.5), where
+    the table writes any number so; a table that never does keeps '.' as its decimal point.
+
+    Only whole cells that read as such a number change: dates (31.12.2024), text and numbers
+    written otherwise stay as they are, for the column's own parser to judge.
+    """
+    text = frame.apply(lambda column: column.str.strip())
+    number = text.apply(lambda column: column.str.fullmatch(DECIMAL_COMMA_NUMBER).fillna(False))
+    comma = number & text.apply(lambda column: column.str.contains(",", regex=False).fillna(False))
+    if not comma.to_numpy().any():
+        return frame
+    points = text.apply(
+        lambda column: column.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    )
+    return frame.mask(number, points)
 
 
 def require_columns(table: Table, mapping: Mapping[str, str], config_key: str) -> None:
@@ -238,7 +293,7 @@ def require_columns(table: Table, mapping: Mapping[str, str], config_key: str) -
     raise table.error(
         f"missing column(s) {', '.join(parts)}; the file has columns {present}. "
         f"Rename the column in the file or map it in the config under {config_key}"
-        f"{_delimiter_hint(''.join(present))}"
+        f"{_delimiter_hint(''.join(present), table.delimiter)}"
     )
 
 
