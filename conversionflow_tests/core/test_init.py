@@ -462,3 +462,30 @@ def test_a_spreadsheet_export_with_semicolons_and_decimal_commas_reads_as_its_nu
         rtol=1e-9,
     )
     assert inference.recent_spend == pytest.approx(recent_spend(frame), rel=1e-6)
+
+
+@pytest.mark.parametrize("spend_in_thousands", [True, False])
+def test_spend_is_read_in_the_money_a_revenue_in_thousands_is_in(tmp_path, spend_in_thousands):
+    """'Total Sales (k$)': spend named in thousands too is read as it is (budgets in
+    thousands, with a note); spend in plain money is divided into thousands."""
+    frame = total_sales_panel()
+    names = list(SPEND_RANGES)
+    export = frame.rename(columns={"Total Sales": "Total Sales (k$)"})
+    export["Total Sales (k$)"] = (frame["Total Sales"] / 1000).round(5)
+    if spend_in_thousands:
+        in_thousands = {n: f"{n.split('_')[0].split()[0].strip()} (k$)" for n in names}
+        export = export.rename(columns=in_thousands)
+        export[list(in_thousands.values())] = (frame[names] / 1000).round(5)
+    export.to_csv(tmp_path / "weekly.csv", index=False)
+    inference, path, text = _propose(tmp_path, [tmp_path / "weekly.csv"], root=tmp_path)
+    config = load_config(path)
+    if spend_in_thousands:
+        assert inference.spend_units == {} and "spend_unit" not in text
+        assert any("spend and revenue are both named in thousands" in n for n in inference.notes)
+    else:
+        assert inference.spend_units == {"panel": 0.001}
+        assert "spend_unit: 0.001" in text and "the revenue in thousands" in text
+    panel = build_panel_from_file(tmp_path / "weekly.csv", config)
+    spend = panel.frame[[f"spend__{c}" for c in config.channels]].to_numpy()
+    np.testing.assert_allclose(spend, frame[names].to_numpy() / 1000, rtol=1e-6)
+    assert inference.recent_spend == pytest.approx(recent_spend(frame) / 1000, rel=1e-6)

@@ -68,6 +68,7 @@ SPEND_UNITS = (
     (1_000, re.compile(_ALONE.format(_THOUSANDS))),
     (1_000_000, re.compile(_ALONE.format(_MILLIONS))),
 )
+_UNIT_NAMES = {1: "units", 1_000: "thousands", 1_000_000: "millions"}
 UNIT_WORDS = {"k", "m", "000", "000s", "thousand", "thousands", "mn", "mm", "million", "millions"}
 UNIT_WORDS |= {f"{scale}{money}" for scale in "km" for money in ("eur", "usd", "gbp")}
 DATE_WORDS = ("date", "week", "ds", "time", "day", "period", "timestamp", "datetime")
@@ -153,7 +154,7 @@ class Inference:
     conversion_types: tuple[str, ...] = ()  # events route: event types that are conversions
     periods: dict[str, str] = field(default_factory=dict)  # role -> period a row covers
     date_formats: dict[str, str] = field(default_factory=dict)  # role -> non-ISO date form
-    spend_units: dict[str, int] = field(default_factory=dict)  # role -> money per spend number
+    spend_units: dict[str, float] = field(default_factory=dict)  # role -> money per spend number
     # config section -> why its blank_as_zero is proposed (written commented out: the user's call)
     blank_as_zero: dict[str, str] = field(default_factory=dict)
     guesses: tuple[Guess, ...] = ()
@@ -686,7 +687,8 @@ def _panel(source: _Source, shape: _Shape) -> Inference:
     numeric_controls = [c.column for c in controls if not c.categorical]
     _note_blanks(source, numeric_controls, "controls", notes, blanks)
     spend_columns = [c.spend_column for c in channels]
-    unit = _spend_unit(spend_columns, "sources.panel", guesses, notes)
+    revenue = columns.get("revenue") if target == "revenue" else None
+    unit = _spend_unit(spend_columns, revenue, "sources.panel", guesses, notes)
     spend = pd.DataFrame({c: source.columns[c].values for c in spend_columns}) * unit
     covered = _coverage(shape)
     return Inference(
@@ -710,11 +712,31 @@ def _panel(source: _Source, shape: _Shape) -> Inference:
     )
 
 
-def _spend_unit(columns: list[str], section: str, guesses: list[Guess], notes: list[str]) -> int:
-    """The money one spend number stands for, when every spend column's name says the same
-    (thousands or millions); 1 otherwise, with a note when only some names say so."""
-    units = [next((u for u, named in SPEND_UNITS if named.search(c.lower())), 1) for c in columns]
-    if not columns or set(units) == {1}:
+def _money_unit(name: str) -> int:
+    """The money one number of column ``name`` stands for, as its name says (1, 1e3 or 1e6)."""
+    return next((unit for unit, named in SPEND_UNITS if named.search(name.lower())), 1)
+
+
+def _spend_unit(
+    columns: list[str],
+    revenue: str | None,
+    section: str,
+    guesses: list[Guess],
+    notes: list[str],
+) -> float:
+    """What one spend number is in the money the target is counted in, when every spend
+    column's name says the same (thousands or millions), and the revenue column's name (when
+    the target is revenue) says its own; 1 otherwise, with a note when only some names say so.
+    """
+    units = [_money_unit(c) for c in columns]
+    revenue_unit = _money_unit(revenue) if revenue else 1
+    if not columns or set(units) == {revenue_unit}:
+        if revenue_unit != 1:
+            notes.append(
+                f"spend and revenue are both named in {_UNIT_NAMES[revenue_unit]} (e.g. "
+                f"{columns[0]!r}, {revenue!r}): they are read as they are, so budgets and spend "
+                f"in the report are in {_UNIT_NAMES[revenue_unit]} too"
+            )
         return 1
     if len(set(units)) > 1:
         notes.append(
@@ -724,9 +746,12 @@ def _spend_unit(columns: list[str], section: str, guesses: list[Guess], notes: l
             "money)"
         )
         return 1
-    unit = units[0]
-    why = f"every spend column is named in {'thousands' if unit == 1_000 else 'millions'}"
-    guesses.append(Guess(f"{section}.spend_unit", str(unit), f"{why}, e.g. {columns[0]!r}"))
+    unit = units[0] / revenue_unit
+    unit = int(unit) if unit.is_integer() else unit
+    why = f"every spend column is named in {_UNIT_NAMES[units[0]]}, e.g. {columns[0]!r}"
+    if revenue_unit != 1:
+        why += f", and the revenue in {_UNIT_NAMES[revenue_unit]} ({revenue!r})"
+    guesses.append(Guess(f"{section}.spend_unit", f"{unit:g}", why))
     return unit
 
 
