@@ -172,3 +172,39 @@ def test_validate_names_the_weeks_a_pooled_fit_leaves_out(tmp_path):
     note = next(line for line in lines if line.startswith("markets (pooled fit)"))
     assert "the pooled fit uses the 20 week(s) they all have" in note
     assert "Geo0: 80 week(s), 2021-01-25" in note and "Geo7: 56 week(s)" in note
+
+
+def test_a_channel_that_spends_only_in_held_out_weeks_is_refused_before_sampling(tmp_path):
+    """Its contribution to the fitted weeks is zero whatever its parameters: validate, the
+    single-market fit and the pooled fit name it instead of diverging on every transition."""
+    from conversionflow_dagster.core.model.fitting import fit_mmm
+    from conversionflow_dagster.core.model.hierarchical import MarketSeries, fit_markets
+    from conversionflow_dagster.core.model.mmm import ModelSpec
+    from conversionflow_dagster.core.synthetic.panel import simulate_panel
+
+    (tmp_path / "data/public/meridian").mkdir(parents=True)
+    frame = pd.read_csv(REPO / "data/public/meridian/national_media.csv")
+    frame.loc[: len(frame) - 14, "Channel2_spend"] = 0.0  # spends in the 13 held-out weeks only
+    frame.to_csv(tmp_path / "data/public/meridian/national_media.csv", index=False)
+    config_file = tmp_path / "national.yaml"
+    shutil.copy(REPO / "configs/meridian_national.yaml", config_file)
+    ok, lines = validate_inputs(tmp_path, config_file)
+    assert not ok
+    assert lines[-1] == (
+        "error: weekly_panel: channel Channel2 spends nothing in the 143 weeks a fit as of "
+        "2024-01 fits: the data cannot tell what it adds. Remove it from `channels`, or fit "
+        "weeks in which it spends (weeks held out by model.holdout_weeks are not fitted)"
+    )
+
+    p = simulate_panel(60, 3, seed=0)
+    spend = p.spend.copy()
+    spend[:50, [0, 2]] = 0.0
+    fit = (p.target, p.controls, p.channel_names, p.control_names, p.week_start, ModelSpec())
+    with pytest.raises(ContractError, match=r"channels ch 0, ch 2 spend nothing in the 50 fitted"):
+        fit_mmm(spend, *fit, holdout_weeks=10)
+    markets = {"a": MarketSeries(spend, p.target, p.controls)}
+    markets["b"] = MarketSeries(p.spend * [1, 1, 0], p.target, p.controls)  # ch0 spends here
+    with pytest.raises(
+        ContractError, match=r"channel ch 2 spends nothing in the 50 fitted weeks of"
+    ):
+        fit_markets(markets, *fit[2:], holdout_weeks=10)

@@ -33,7 +33,7 @@ from conversionflow_dagster.core.ingest.panel import (
     weeks_left_out,
 )
 from conversionflow_dagster.core.ingest.spend import fed_channels, read_month_spend, spend_rules
-from conversionflow_dagster.core.model.history import short_history
+from conversionflow_dagster.core.model.history import short_history, unspent_channels
 from conversionflow_dagster.core.months import months_between
 from conversionflow_dagster.core.rules import CheckOutcome
 
@@ -47,8 +47,9 @@ def _format(where: str, outcomes: list[CheckOutcome]) -> list[str]:
 
 
 def _history(panel: WeeklyPanel, config: ProjectConfig, name: str) -> tuple[list[str], list[str]]:
-    """(notes, problems): too few complete weeks for a fit as of the last configured month,
-    the weeks its capped window leaves out, and channels whose window has one spend level."""
+    """(notes, problems): too few complete weeks for a fit as of the last configured month or
+    channels that spend nothing in them, the weeks its capped window leaves out, and channels
+    whose window has one spend level."""
     month, model = config.month_range()[1], config.model
     try:
         window = panel_window(panel, month, model.window_weeks)
@@ -58,6 +59,9 @@ def _history(panel: WeeklyPanel, config: ProjectConfig, name: str) -> tuple[list
     problem = short_history(0 if window is None else len(window.frame), model.holdout_weeks, what)
     if problem:
         return [], [f"error: {problem}"]
+    unspent = _unspent([window], model.holdout_weeks, f"a fit as of {month}")
+    if unspent:
+        return [], [f"error: {name}: {unspent}"]
     left_out = weeks_left_out(panel, window)
     notes = [f"{name}: {left_out_message(left_out, model.window_weeks)}"] if len(left_out) else []
     notes += [
@@ -85,9 +89,20 @@ def _shared_history(
     )
     if problem:
         return [], [f"error: {problem}"]
+    unspent = _unspent(list(windows.values()), config.model.holdout_weeks, f"a fit as of {month}")
+    if unspent:
+        return [], [f"error: markets (pooled fit): {unspent}"]
     return (
         [f"markets (pooled fit): {not_shared_message(not_shared, shared)}"] if not_shared else []
     ), []
+
+
+def _unspent(windows: list[WeeklyPanel], holdout_weeks: int, fit: str) -> str | None:
+    """Channels that spend nothing in the weeks the fit of these windows fits (all markets)."""
+    fitted = [w.spend().iloc[: len(w.frame) - holdout_weeks] for w in windows]
+    weeks = len(fitted[0])
+    total = sum(f.abs().to_numpy() for f in fitted)
+    return unspent_channels(total, list(fitted[0].columns), f"the {weeks} weeks {fit} fits")
 
 
 def _weeks_seen(

@@ -26,7 +26,7 @@ from numpyro.infer import NUTS, Predictive, log_likelihood
 from conversionflow_dagster.core.atomic import atomic_path
 from conversionflow_dagster.core.errors import ContractError
 from conversionflow_dagster.core.model.calibration import lift_observations
-from conversionflow_dagster.core.model.history import short_history
+from conversionflow_dagster.core.model.history import short_history, unspent_channels
 from conversionflow_dagster.core.model.mmm import (
     ModelInputs,
     ModelSpec,
@@ -127,9 +127,11 @@ def fit_mmm(
         raise ValueError("spend must be (T, C) and week_start (T,) for a target of length T")
     if holdout_weeks < 0:
         raise ValueError(f"holdout_weeks={holdout_weeks}: expected 0 or more")
-    too_short = short_history(n_weeks, holdout_weeks)
-    if too_short:
-        raise ContractError(too_short)
+    problem = short_history(n_weeks, holdout_weeks) or unspent_channels(
+        spend[:n_fit], channel_names, f"the {n_fit} fitted weeks"
+    )
+    if problem:
+        raise ContractError(problem)
     require_counts(target, week_start, spec)
     scales = scales or Scales.from_data(
         spend[:n_fit], target[:n_fit], controls[:n_fit], channel_names, control_names

@@ -43,7 +43,7 @@ from conversionflow_dagster.core.model.fitting import (
     sample_posterior,
     trace_attrs,
 )
-from conversionflow_dagster.core.model.history import short_history
+from conversionflow_dagster.core.model.history import short_history, unspent_channels
 from conversionflow_dagster.core.model.mmm import (
     INIT_VALUE,
     ModelInputs,
@@ -213,6 +213,14 @@ def fit_markets(
             )
         require_counts(target, week_start, spec)
         series[market] = MarketSeries(spend, target, controls)
+    # A market where a channel spends nothing borrows the channel from the others.
+    unspent = unspent_channels(
+        sum(np.abs(s.spend[:n_fit]) for s in series.values()),
+        channel_names,
+        f"the {n_fit} fitted weeks of any market",
+    )
+    if unspent:
+        raise ContractError(unspent)
     scales = {
         m: Scales.from_data(
             s.spend[:n_fit], s.target[:n_fit], s.controls[:n_fit], channel_names, control_names
