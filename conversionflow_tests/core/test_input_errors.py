@@ -18,6 +18,7 @@ from conversionflow_dagster.core.ingest.panel import (
     read_controls,
 )
 from conversionflow_dagster.core.ingest.spend import read_month_spend, spend_rules
+from conversionflow_dagster.core.ingest.tables import with_plain_numbers
 from conversionflow_dagster.core.ingest.validation import validate_inputs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -394,6 +395,39 @@ def test_decimal_commas_of_a_semicolon_file_are_read_as_decimals(tmp_path):
     bad = body.replace("0,25", "1,5,5")
     with pytest.raises(InputDataError, match=r"2024-01.csv, line 4, column 'value'"):
         read(events_file(tmp_path, bad, header=HEADER.replace(",", ";")))
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "values"),
+    [
+        (",", ['"$35,000.50"', "$12", '"1,234,567"', "£0.25"]),
+        (";", ["35.000,50 €", "12 €", "1.234.567", "€ 0,25"]),
+    ],
+)
+def test_money_formatted_as_a_spreadsheet_shows_it_is_read_as_numbers(tmp_path, delimiter, values):
+    rows = [f"CUST_00{i};2024-01-2{i}T10:00:00;dealer_visit;1;{v}" for i, v in enumerate(values, 1)]
+    body = "\n".join(rows).replace(";", delimiter) + "\n"
+    events = read(events_file(tmp_path, body, header=HEADER.replace(",", delimiter)))
+    assert list(events["value"]) == [35000.5, 12.0, 1234567.0, 0.25]
+    bad = body.replace(values[1], "12 $ 50")
+    with pytest.raises(InputDataError, match=r"2024-01.csv, line 3, column 'value'"):
+        read(events_file(tmp_path, bad, header=HEADER.replace(",", delimiter)))
+
+
+def test_signs_and_what_is_not_a_formatted_number_are_kept():
+    cells = ["-$12", "$-1,000", "- 3 €", "31.12.2024", "1,5", "abc", "$", "2024-01-01"]
+    frame = pd.DataFrame({"x": cells})
+    assert list(with_plain_numbers(frame, ".")["x"]) == ["-12", "-1000", "-3", *cells[3:]]
+    assert list(with_plain_numbers(frame, ",")["x"]) == [
+        "-12",
+        "-1.000",
+        "-3",
+        "31.12.2024",
+        "1.5",
+        "abc",
+        "$",
+        "2024-01-01",
+    ]
 
 
 def test_a_header_split_by_another_delimiter_than_its_lines_is_named(tmp_path):

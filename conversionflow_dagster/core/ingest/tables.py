@@ -38,8 +38,21 @@ NOT_TEXT = {
 # writes ';'), as messages name them; the first that fits the file's first lines is taken.
 DELIMITERS = {",": "','", ";": "';'", "\t": "a tab"}
 SNIFFED_RECORDS = 20  # records (header included) that must agree on the delimiter
-# A number as a decimal-comma locale writes it: thousands grouped by '.' (1.234,5) or not (0,5).
-DECIMAL_COMMA_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")
+CURRENCY_SIGNS = "$€£¥"  # what a spreadsheet's money format puts before or after a number
+
+
+def formatted_number(point: str) -> re.Pattern[str]:
+    """A number as a spreadsheet formats it with ``point`` as the decimal point: thousands
+    grouped by the other of '.' and ',' ($1,234.50, 1.234,50 €), a sign, a currency sign."""
+    group, point = re.escape("." if point == "," else ","), re.escape(point)
+    return re.compile(
+        rf"(?P<sign>[-+]?)\s*[{CURRENCY_SIGNS}]?\s*(?P<sign_after>[-+]?)"
+        rf"(?P<number>\d{{1,3}}(?:{group}\d{{3}})+(?:{point}\d+)?|\d+(?:{point}\d+)?)"
+        rf"\s*[{CURRENCY_SIGNS}]?"
+    )
+
+
+DECIMAL_COMMA_NUMBER = formatted_number(",")
 # Values that look like part of a date, and the periods whose rows they may date.
 PARTIAL_DATES = {
     "month number": (r"\s*\d{1,2}\s*", ()),
@@ -253,30 +266,51 @@ def read_table(path: str | Path) -> Table:
                 f"not a well-formed CSV file: {len(frame)} rows read from {len(lines)} records",
             )
         frame.columns = [str(c).strip() for c in frame.columns]
-        if delimiter != ",":
-            frame = with_decimal_points(frame)
+        # unquoted, a comma file's cells hold no ',': only quotes or a currency sign ('$' or
+        # a non-ASCII one) can bring formatted numbers; byte searches are far cheaper than
+        # scanning every column
+        if delimiter != "," or b'"' in raw or b"$" in raw or not raw.isascii():
+            frame = with_plain_numbers(frame, decimal_point(frame, delimiter))
         table = Table(path, frame, lines, row_kind="line", delimiter=delimiter)
     if table.frame.empty:
         raise InputDataError(path, "file has a header but no data rows")
     return table
 
 
-def with_decimal_points(frame: pd.DataFrame) -> pd.DataFrame:
-    """Numbers written with a decimal comma (1.234,5) rewritten with a point (1234.5), where
-    the table writes any number so; a table that never does keeps '.' as its decimal point.
+def decimal_point(frame: pd.DataFrame, delimiter: str) -> str:
+    """',' where a ';' or tab separated table writes any number with a decimal comma (1.234,5,
+    0,25 €), else '.': a comma-separated file cannot use commas in numbers unquoted."""
+    if delimiter == ",":
+        return "."
+    for _, column in frame.items():
+        text = column.str.strip()
+        if (text.str.fullmatch(DECIMAL_COMMA_NUMBER) & text.str.contains(",", regex=False)).any():
+            return ","
+    return "."
 
-    Only whole cells that read as such a number change: dates (31.12.2024), text and numbers
-    written otherwise stay as they are, for the column's own parser to judge.
+
+def with_plain_numbers(frame: pd.DataFrame, point: str) -> pd.DataFrame:
+    """Numbers formatted as a spreadsheet shows them ($1,234.50; 1.234,50 €; -€12) rewritten
+    as plain numbers (1234.50, -12), with ``point`` as the table's decimal point.
+
+    Only whole cells that read as such a number change: dates (31.12.2024), text and anything
+    else stay as they are, for the column's own parser to judge. Columns without a currency
+    sign or separator in any cell are left untouched (the common case, and fast).
     """
-    text = frame.apply(lambda column: column.str.strip())
-    number = text.apply(lambda column: column.str.fullmatch(DECIMAL_COMMA_NUMBER).fillna(False))
-    comma = number & text.apply(lambda column: column.str.contains(",", regex=False).fillna(False))
-    if not comma.to_numpy().any():
-        return frame
-    points = text.apply(
-        lambda column: column.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-    )
-    return frame.mask(number, points)
+    group = "." if point == "," else ","
+    pattern = rf"^{formatted_number(point).pattern}$"
+    marks = f"[{re.escape(CURRENCY_SIGNS + ',')}]"  # plain 1234.5 needs no rewriting
+    out = {}
+    for name, column in frame.items():
+        if not column.str.contains(marks, regex=True).any():
+            continue
+        parts = column.str.strip().str.extract(pattern)
+        matched = parts["number"].notna()
+        negative = (parts["sign"] + parts["sign_after"]).str.count("-") % 2 == 1
+        number = parts["number"].str.replace(group, "", regex=False)
+        number = number.str.replace(point, ".", regex=False)
+        out[name] = column.mask(matched, negative.map({True: "-", False: ""}) + number)
+    return frame.assign(**out) if out else frame
 
 
 def require_columns(table: Table, mapping: Mapping[str, str], config_key: str) -> None:
