@@ -489,3 +489,17 @@ def test_spend_is_read_in_the_money_a_revenue_in_thousands_is_in(tmp_path, spend
     spend = panel.frame[[f"spend__{c}" for c in config.channels]].to_numpy()
     np.testing.assert_allclose(spend, frame[names].to_numpy() / 1000, rtol=1e-6)
     assert inference.recent_spend == pytest.approx(recent_spend(frame) / 1000, rel=1e-6)
+
+
+def test_bare_media_names_are_channels(tmp_path):
+    """The textbook layout, 'Week,TV,Radio,Newspaper,Sales': each medium is a channel."""
+    weeks = pd.date_range("2022-01-03", periods=60, freq="7D")
+    rng = np.random.default_rng(0)
+    media = {m: rng.uniform(1, 100, 60).round(1) for m in ("TV", "Radio", "Newspaper")}
+    sales = 7 + 0.05 * media["TV"] + 0.1 * media["Radio"] + rng.normal(0, 1, 60)
+    frame = pd.DataFrame({"Week": weeks.strftime("%Y-%m-%d"), **media, "Sales": sales.round(1)})
+    frame.to_csv(tmp_path / "advertising.csv", index=False)
+    inference, path, _ = _propose(tmp_path, [tmp_path / "advertising.csv"], root=tmp_path)
+    assert [c.name for c in inference.channels] == ["TV", "Radio", "Newspaper"]
+    assert not inference.controls
+    assert validate_inputs(tmp_path, path)[0]

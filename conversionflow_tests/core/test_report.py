@@ -658,6 +658,24 @@ def test_an_uncertain_plan_is_labelled_not_recommended():
     assert "Not recommended" not in parse_page(render_html(lenient)).text_by_id["recommendation"]
 
 
+def test_a_revenue_budget_whose_last_unit_does_not_pay_back_is_called_into_question():
+    """Revenue target, plan's marginal return below 1: the recommendation says the budget, not
+    only its mix, is in question; above 1, or for conversions, it says nothing of it."""
+    data = build_report_data(seed=4, target="revenue", currency="$")
+    main = data.scenarios["main"].to_numpy()
+    thin = dataclasses.replace(
+        data, scenarios=data.scenarios.assign(marginal_return=np.where(main, 0.0469, 2.0))
+    )
+    text = parse_page(render_html(thin)).text_by_id["recommendation"]
+    assert "the last $1 of spend brings back about $0.0469 of revenue" in text
+    assert "a smaller budget would likely save more than it loses" in text
+    assert "brings back about" in json.loads(report_json(thin))["recommendation"]
+    paying = dataclasses.replace(data, scenarios=data.scenarios.assign(marginal_return=1.8))
+    assert "brings back" not in parse_page(render_html(paying)).text_by_id["recommendation"]
+    counts = dataclasses.replace(thin, target="conversions")
+    assert "brings back" not in parse_page(render_html(counts)).text_by_id["recommendation"]
+
+
 def test_panel_wording_and_full_share():
     """A weekly panel of total sales is described as such, never as journey data."""
     data = dataclasses.replace(build_report_data(seed=4), data_kind="panel", attributable_share=1.0)

@@ -47,7 +47,11 @@ CHANNEL_WORDS = {"tv", "television", "radio", "ooh", "dooh", "outdoor", "print",
                  "search", "sem", "ppc", "social", "facebook", "fb", "meta", "instagram",
                  "tiktok", "youtube", "display", "video", "olv", "ctv", "affiliate", "affiliates",
                  "email", "podcast", "programmatic", "google", "bing", "linkedin", "twitter",
-                 "snapchat", "pinterest", "cinema", "banner", "native"}  # fmt: skip
+                 "snapchat", "pinterest", "cinema", "banner", "native", "newspaper",
+                 "newspapers", "magazine", "magazines", "billboard", "billboards", "mail",
+                 "directmail", "catalog", "catalogue", "sms", "ott", "cable", "audio", "spotify",
+                 "amazon", "influencer", "influencers", "sponsorship", "shopping", "pmax",
+                 "retargeting", "dv360", "reddit"}  # fmt: skip
 COUNT_TARGET = {"conversions", "conversion", "orders", "leads", "signups", "units",
                 "transactions", "purchases", "acquisitions", "installs", "bookings",
                 "subscriptions", "registrations"}  # fmt: skip

@@ -837,9 +837,30 @@ def _shift_sentence(change: pd.Series, budget: float, horizon_weeks: int, curren
     return f"Move {amount} from {_name_list(cuts, currency)} to {_name_list(gains, currency)}."
 
 
+def margin_sentence(data: ReportData) -> str:
+    """For a revenue target whose plan's marginal return is below 1: the budget, not only its
+    mix, is in question (the last unit of money spent brings back less than it costs). Empty
+    otherwise, and for conversions, whose worth per unit the report does not know."""
+    main = data.scenarios[data.scenarios["main"].astype(bool)]
+    if data.target != "revenue" or main.empty:
+        return ""
+    margin = float(main["marginal_return"].iloc[0])
+    if not np.isfinite(margin) or margin >= 1:
+        return ""
+    back = f"{data.currency}{display(num(margin, 'ratio'))}"
+    return (
+        f" At this budget the last {data.currency}1 of spend brings back about {back} of revenue "
+        "(the marginal return): less than it costs. The plan gets more revenue from the same "
+        "money, but a smaller budget would likely save more than it loses; see the budget "
+        "scenarios before settling the budget."
+    )
+
+
 def recommendation(data: ReportData) -> str:
-    """The executive summary's recommendation: the shift, or why it is not recommended."""
+    """The executive summary's recommendation: the shift, or why it is not recommended, and
+    whether the budget's last unit pays back (:func:`margin_sentence`)."""
     text = recommendation_text(data.allocation, data.horizon_weeks, data.currency)
+    text += margin_sentence(data)
     if data.recommended:
         return text
     p = display(num(data.p_uplift_positive, "percent"))
