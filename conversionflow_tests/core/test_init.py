@@ -503,3 +503,20 @@ def test_bare_media_names_are_channels(tmp_path):
     assert [c.name for c in inference.channels] == ["TV", "Radio", "Newspaper"]
     assert not inference.controls
     assert validate_inputs(tmp_path, path)[0]
+
+
+def test_money_written_with_its_currency_sign_is_read_and_names_the_report_currency(tmp_path):
+    """'$146,756.00' in every spend and sales cell: the numbers are read, and the report
+    shows '$' though no column name says so."""
+    frame = total_sales_panel()
+    money = [*SPEND_RANGES, "Total Sales"]
+    export = frame.copy()
+    export[money] = frame[money].apply(lambda column: column.map(lambda v: f"${v:,.2f}"))
+    export.to_csv(tmp_path / "weekly.csv", index=False)
+    assert '"$3,' in (tmp_path / "weekly.csv").read_text()
+    inference, path, text = _propose(tmp_path, [tmp_path / "weekly.csv"], root=tmp_path)
+    assert load_config(path).report.currency == "$"
+    assert "the money columns say so (the values of 'TV_Spend'" in text
+    assert inference.recent_spend == pytest.approx(recent_spend(frame), rel=1e-9)
+    panel = build_panel_from_file(tmp_path / "weekly.csv", load_config(path))
+    assert panel.frame["revenue"].sum() == pytest.approx(frame["Total Sales"].sum(), rel=1e-12)

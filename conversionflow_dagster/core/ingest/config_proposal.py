@@ -125,26 +125,29 @@ CURRENCY_SIGNS = ("€", "£", "¥", "₹", "$")  # in a name such as "Sales (�
 
 
 def _currency(inference: Inference, comments: dict[str, str]) -> object:
-    """``report.currency`` from the money columns' names (spend, and revenue) when they name
-    one currency (``search_eur``, ``TV Spend USD``, ``Sales (€)``), else left unset with a
-    comment saying how to set it."""
+    """``report.currency`` from the money columns (spend, and revenue) when their names or
+    values name one currency (``search_eur``, ``TV Spend USD``, ``Sales (€)``, values written
+    ``$1,234.56``), else left unset with a comment saying how to set it."""
     key = "report.currency"
     columns = [c.spend_column for c in inference.channels if c.spend_column]
-    columns += [inference.columns.get("panel", {}).get("revenue")]
+    columns = list(filter(None, [*columns, inference.columns.get("panel", {}).get("revenue")]))
     named = {
-        column: symbol
-        for column in filter(None, columns)
+        f"{column!r}": symbol
+        for column in columns
         for symbol in [CURRENCIES.get(word) for word in tokens(column)]
         + [sign for sign in CURRENCY_SIGNS if sign in column]
         if symbol
     }
+    for column, sign in inference.currency_signs.items():  # an events route's spend file's too
+        if column in columns or inference.route == "events":
+            named.setdefault(f"the values of {column!r}", sign)
     if len(set(named.values())) == 1:
         columns = ", ".join(list(named)[:3]) + (", ..." if len(named) > 3 else "")
-        comments[key] = f"shown before money amounts; the column names say so ({columns})"
+        comments[key] = f"shown before money amounts; the money columns say so ({columns})"
         return next(iter(named.values()))
     comments[key] = (
         "unset = no symbol before money amounts; "
-        + ("the column names name several currencies: " if named else "")
+        + ("the money columns name several currencies: " if named else "")
         + "set it, e.g. '€' or '$'"
     )
     return Unset("€")

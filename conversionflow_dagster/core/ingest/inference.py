@@ -10,7 +10,7 @@ it blindly; ``conversionflow validate`` then judges the result.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -159,6 +159,8 @@ class Inference:
     periods: dict[str, str] = field(default_factory=dict)  # role -> period a row covers
     date_formats: dict[str, str] = field(default_factory=dict)  # role -> non-ISO date form
     spend_units: dict[str, float] = field(default_factory=dict)  # role -> money per spend number
+    # column -> the currency sign its values were written with ("$1,234.56" -> "$")
+    currency_signs: dict[str, str] = field(default_factory=dict)
     # config section -> why its blank_as_zero is proposed (written commented out: the user's call)
     blank_as_zero: dict[str, str] = field(default_factory=dict)
     guesses: tuple[Guess, ...] = ()
@@ -181,6 +183,7 @@ class _Column:
     blanks: int
     levels: int  # distinct non-blank values
     tokens: tuple[str, ...]
+    currency: str | None = None  # the sign its values were written with ("$1,234")
 
 
 @dataclass(frozen=True)
@@ -203,14 +206,20 @@ def _suffix(name: str) -> str | None:
     return ROBYN_SUFFIX.get(name.strip()[-2:])
 
 
-def _read(files: list[Path]) -> pd.DataFrame:
-    frames = []
-    for path in files:
-        frames.append(read_table(path).frame)
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+def _read(files: list[Path]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The files as one table, and the columns whose money values carry one currency sign in
+    every file that carries one."""
+    tables = [read_table(path) for path in files]
+    signs: dict[str, set[str]] = {}
+    for table in tables:
+        for column, sign in table.currency_signs.items():
+            signs.setdefault(column, set()).add(sign)
+    frames = [t.frame for t in tables]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return frame, {c: found.pop() for c, found in signs.items() if len(found) == 1}
 
 
-def _profile(frame: pd.DataFrame) -> dict[str, _Column]:
+def _profile(frame: pd.DataFrame, signs: Mapping[str, str]) -> dict[str, _Column]:
     out = {}
     for name in frame.columns:
         raw = frame[name]
@@ -224,7 +233,9 @@ def _profile(frame: pd.DataFrame) -> dict[str, _Column]:
             kind, values = _parse_text(text)
         blanks = int(values.isna().sum())
         levels = int(values.nunique(dropna=True))
-        out[str(name)] = _Column(str(name), kind, values, blanks, levels, tokens(str(name)))
+        out[str(name)] = _Column(
+            str(name), kind, values, blanks, levels, tokens(str(name)), signs.get(str(name))
+        )
     return out
 
 
@@ -551,7 +562,7 @@ def _load(files: list[Path]) -> _Source:
     first = files[0]
     monthly = MONTH_STEM.match(first.stem) is not None
     template = first.parent / f"{{month}}{first.suffix}" if monthly else first
-    return _Source(template, _profile(_read(files)))
+    return _Source(template, _profile(*_read(files)))
 
 
 def _month(stamp: pd.Timestamp) -> str:
@@ -710,6 +721,7 @@ def _panel(source: _Source, shape: _Shape) -> Inference:
         periods={"panel": shape.period} if shape.period else {},
         date_formats={"panel": shape.date_format} if shape.date_format else {},
         spend_units={"panel": unit} if unit != 1 else {},
+        currency_signs=_currency_signs(source),
         blank_as_zero=blanks,
         guesses=tuple(guesses),
         notes=tuple(notes),
@@ -719,6 +731,11 @@ def _panel(source: _Source, shape: _Shape) -> Inference:
 def _money_unit(name: str) -> int:
     """The money one number of column ``name`` stands for, as its name says (1, 1e3 or 1e6)."""
     return next((unit for unit, named in SPEND_UNITS if named.search(name.lower())), 1)
+
+
+def _currency_signs(source: _Source) -> dict[str, str]:
+    """Columns whose values were written with a currency sign, and the sign."""
+    return {name: c.currency for name, c in source.columns.items() if c.currency}
 
 
 def _spend_unit(
@@ -990,6 +1007,7 @@ def _events(by_kind: dict[str, list]) -> Inference:
         spend_layout=layout,
         recent_spend=recent,
         conversion_types=conversion_types,
+        currency_signs=_currency_signs(spends[0][0]) if spends else {},
         periods={"spend": spend_shape.period} if spend_shape and spend_shape.period else {},
         date_formats=(
             {"spend": spend_shape.date_format} if spend_shape and spend_shape.date_format else {}

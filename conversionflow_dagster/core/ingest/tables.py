@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import csv
+import dataclasses
 import difflib
 import io
 import re
@@ -76,6 +77,8 @@ class Table:
     lines: np.ndarray  # each row's line in the file (CSV, header = line 1) or row (Parquet)
     row_kind: str  # "line" for CSV, "row" for Parquet
     delimiter: str = ","  # a CSV file's (see :func:`sniff_delimiter`)
+    # column -> the one currency sign its formatted numbers carried ("$1,234" -> "$")
+    currency_signs: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def error(self, problem: str, *, index: int | None = None, column: str | None = None):
         row = None if index is None else int(self.lines[index])
@@ -84,7 +87,7 @@ class Table:
     def subset(self, keep: np.ndarray) -> Table:
         """The rows where ``keep`` is true; errors still name their line in the file."""
         frame = self.frame.loc[keep].reset_index(drop=True)
-        return Table(self.path, frame, self.lines[keep], self.row_kind, self.delimiter)
+        return dataclasses.replace(self, frame=frame, lines=self.lines[keep])
 
 
 def _utf8_error(path: Path, raw: bytes) -> InputDataError:
@@ -269,9 +272,10 @@ def read_table(path: str | Path) -> Table:
         # unquoted, a comma file's cells hold no ',': only quotes or a currency sign ('$' or
         # a non-ASCII one) can bring formatted numbers; byte searches are far cheaper than
         # scanning every column
+        signs: dict[str, str] = {}
         if delimiter != "," or b'"' in raw or b"$" in raw or not raw.isascii():
-            frame = with_plain_numbers(frame, decimal_point(frame, delimiter))
-        table = Table(path, frame, lines, row_kind="line", delimiter=delimiter)
+            frame, signs = with_plain_numbers(frame, decimal_point(frame, delimiter))
+        table = Table(path, frame, lines, "line", delimiter, signs)
     if table.frame.empty:
         raise InputDataError(path, "file has a header but no data rows")
     return table
@@ -289,9 +293,12 @@ def decimal_point(frame: pd.DataFrame, delimiter: str) -> str:
     return "."
 
 
-def with_plain_numbers(frame: pd.DataFrame, point: str) -> pd.DataFrame:
+def with_plain_numbers(
+    frame: pd.DataFrame, point: str
+) -> tuple[pd.DataFrame, dict[str, str]]:
     """Numbers formatted as a spreadsheet shows them ($1,234.50; 1.234,50 €; -€12) rewritten
-    as plain numbers (1234.50, -12), with ``point`` as the table's decimal point.
+    as plain numbers (1234.50, -12), with ``point`` as the table's decimal point; and the
+    columns whose formatted numbers all carry one currency sign, with that sign.
 
     Only whole cells that read as such a number change: dates (31.12.2024), text and anything
     else stay as they are, for the column's own parser to judge. Columns without a currency
@@ -300,17 +307,20 @@ def with_plain_numbers(frame: pd.DataFrame, point: str) -> pd.DataFrame:
     group = "." if point == "," else ","
     pattern = rf"^{formatted_number(point).pattern}$"
     marks = f"[{re.escape(CURRENCY_SIGNS + ',')}]"  # plain 1234.5 needs no rewriting
-    out = {}
+    out, signs = {}, {}
     for name, column in frame.items():
         if not column.str.contains(marks, regex=True).any():
             continue
         parts = column.str.strip().str.extract(pattern)
         matched = parts["number"].notna()
+        found = set(column[matched].str.extract(f"([{CURRENCY_SIGNS}])")[0].dropna())
+        if len(found) == 1:
+            signs[str(name)] = found.pop()
         negative = (parts["sign"] + parts["sign_after"]).str.count("-") % 2 == 1
         number = parts["number"].str.replace(group, "", regex=False)
         number = number.str.replace(point, ".", regex=False)
         out[name] = column.mask(matched, negative.map({True: "-", False: ""}) + number)
-    return frame.assign(**out) if out else frame
+    return (frame.assign(**out) if out else frame), signs
 
 
 def require_columns(table: Table, mapping: Mapping[str, str], config_key: str) -> None:
