@@ -520,3 +520,24 @@ def test_money_written_with_its_currency_sign_is_read_and_names_the_report_curre
     assert inference.recent_spend == pytest.approx(recent_spend(frame), rel=1e-9)
     panel = build_panel_from_file(tmp_path / "weekly.csv", load_config(path))
     assert panel.frame["revenue"].sum() == pytest.approx(frame["Total Sales"].sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("form", ["%G-W%V", "%GW%V", "%G-W%V-%u"])
+def test_iso_week_dates_are_read_as_their_mondays(tmp_path, form):
+    """'2024-W03' is ISO 8601 too (Looker, Tableau and ISOWEEKNUM sheets write it): init
+    maps it, and the panel's weeks are the weeks' Mondays; a bad week is named."""
+    frame = total_sales_panel()
+    iso = pd.to_datetime(frame["Week"])
+    frame["Week"] = iso.dt.strftime(form)
+    frame.to_csv(tmp_path / "weekly.csv", index=False)
+    _, path, _ = _propose(tmp_path, [tmp_path / "weekly.csv"], root=tmp_path)
+    config = load_config(path)
+    assert config.sources.panel.columns.date == "Week"
+    assert config.project.week_start == "monday"
+    assert validate_inputs(tmp_path, path)[0]
+    panel = build_panel_from_file(tmp_path / "weekly.csv", config)
+    assert list(panel.weeks) == list(iso)
+    frame.loc[4, "Week"] = "2023-W54"
+    frame.to_csv(tmp_path / "weekly.csv", index=False)
+    with pytest.raises(InputDataError, match=r"line 6, column 'Week': expected an ISO 8601 date"):
+        build_panel_from_file(tmp_path / "weekly.csv", config)

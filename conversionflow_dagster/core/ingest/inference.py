@@ -22,7 +22,7 @@ from conversionflow_dagster.core.config import PERIODICALLY, WEEKDAYS, Optimisat
 from conversionflow_dagster.core.errors import InputDataError
 from conversionflow_dagster.core.ingest.panel import complete_weeks, week_floor
 from conversionflow_dagster.core.ingest.periods import period_bounds
-from conversionflow_dagster.core.ingest.tables import MONTH_NAMES, read_table
+from conversionflow_dagster.core.ingest.tables import MONTH_NAMES, iso_week_dates, read_table
 from conversionflow_dagster.core.months import shift_month
 
 # The default planning horizon: what the data spent over it is the budget stage 2 defaults to.
@@ -256,6 +256,9 @@ def _parse_text(text: pd.Series) -> tuple[str, pd.Series]:
         stamps = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
         if stamps[text.notna()].notna().all():
             return "date", _naive(stamps)
+    weeks = iso_week_dates(text)
+    if weeks[text.notna()].notna().all():  # ISO 8601 week dates: 2024-W03
+        return "date", weeks
     return "text", text
 
 

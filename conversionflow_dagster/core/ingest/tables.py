@@ -54,6 +54,8 @@ def formatted_number(point: str) -> re.Pattern[str]:
 
 
 DECIMAL_COMMA_NUMBER = formatted_number(",")
+# An ISO 8601 week date: 2024-W03, 2024W03 or with its weekday, 2024-W03-1 (1 = Monday).
+ISO_WEEK = r"(?P<year>\d{4})-?W(?P<week>\d{2})(?:-?(?P<day>[1-7]))?"
 # Values that look like part of a date, and the periods whose rows they may date.
 PARTIAL_DATES = {
     "month number": (r"\s*\d{1,2}\s*", ()),
@@ -413,6 +415,7 @@ def parse_timestamps(
             )
     else:
         parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
+        parsed = parsed.fillna(iso_week_dates(raw).dt.tz_localize("UTC"))
         refused = _read_partial(raw, parsed, period)
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -424,6 +427,14 @@ def parse_timestamps(
             table, bad, column, "an ISO 8601 date or timestamp like 2024-01-20T09:45:00"
         )
     return parsed.astype("datetime64[ns]")
+
+
+def iso_week_dates(raw: pd.Series) -> pd.Series:
+    """The day each ISO 8601 week date (2024-W03, 2024W03-2) stands for, its Monday where no
+    weekday is given; NaT for every other value."""
+    parts = raw.astype("string").str.strip().str.extract(rf"^{ISO_WEEK}$")
+    text = parts["year"] + "-W" + parts["week"] + "-" + parts["day"].fillna("1")
+    return pd.to_datetime(text, format="%G-W%V-%u", errors="coerce").astype("datetime64[ns]")
 
 
 def _read_partial(raw: pd.Series, parsed: pd.Series, period: str | None) -> np.ndarray:
