@@ -373,7 +373,10 @@ def test_a_daily_sheet_is_read_as_days_summed_by_week(tmp_path):
     )
 
 
-@pytest.mark.parametrize("form", ["%d/%m/%Y", "%m/%d/%Y", "%d.%m.%y"])
+@pytest.mark.parametrize(
+    "form",
+    ["%d/%m/%Y", "%m/%d/%Y", "%d.%m.%y", "%Y/%m/%d", "%Y%m%d", "%d-%b-%Y", "%b %d, %Y"],
+)
 def test_dates_written_day_or_month_first_are_read_in_the_one_form_that_fits(tmp_path, form):
     frame = total_sales_panel()
     iso = pd.to_datetime(frame["Week"])

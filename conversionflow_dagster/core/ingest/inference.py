@@ -29,10 +29,17 @@ from conversionflow_dagster.core.months import shift_month
 HORIZON_WEEKS: int = OptimisationSection.model_fields["horizon_weeks"].default
 MONTH_STEM = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")  # per-month files: YYYY-MM.csv
 ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")  # an ISO 8601 date with a day
-OTHER_DATE = re.compile(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")  # 20/01/2024, 1.20.24, ...
-# Numeric date forms init reads besides ISO 8601 (proposed as date_format when one fits).
+# Dates written otherwise: 20/01/2024, 1.20.24, 2024/01/20, 20240120 (analytics exports),
+# 20-Jan-2024, 20 January 2024, Jan 20, 2024 (English month names).
+OTHER_DATE = re.compile(
+    r"^(?:\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{4}[/.]\d{1,2}[/.]\d{1,2}|\d{8}(?:\.0)?$"
+    r"|\d{1,2}[- ][A-Za-z]{3,9}\.?[- ]\d{2,4}|[A-Za-z]{3,9}\.? \d{1,2},? \d{4})"
+)
+# Date forms init reads besides ISO 8601 (proposed as date_format when one fits).
 OTHER_DATE_FORMATS = ("%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%m-%d-%Y",
-                      "%d/%m/%y", "%m/%d/%y", "%d.%m.%y")  # fmt: skip
+                      "%d/%m/%y", "%m/%d/%y", "%d.%m.%y", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d",
+                      "%d-%b-%Y", "%d-%b-%y", "%d %b %Y", "%d %B %Y", "%d-%B-%Y", "%b %d, %Y",
+                      "%B %d, %Y", "%b %d %Y", "%B %d %Y")  # fmt: skip
 # Why a continuous target gets Student-t noise rather than Normal.
 ROBUST_NOISE = "Student-t noise, so a few weeks far off the model do not drag it"
 MAX_LEVELS = 12  # a text column with at most this many values can be a categorical control
@@ -329,14 +336,18 @@ def _other_date_format(source: _Source, column: _Column) -> tuple[pd.Series, str
     :data:`OTHER_DATE_FORMATS`; None when it holds no such dates. Day-first and month-first
     both reading every value (no day above 12) is refused: the file must say which."""
     values = column.values
-    if column.kind != "text" or column.blanks or not values.str.match(OTHER_DATE).all():
+    if column.kind == "number" and not column.blanks and (values % 1 == 0).all():
+        values = values.astype("int64").astype("string")  # 20240120, read as a number
+    elif column.kind != "text":
+        return None
+    if column.blanks or not values.str.match(OTHER_DATE).all():
         return None
     text = values.str.strip()
-    fits = {}
+    fits: dict[str, pd.Series] = {}
     for form in OTHER_DATE_FORMATS:
         parsed = pd.to_datetime(text, format=form, errors="coerce")
-        if parsed.notna().all():
-            fits[form] = parsed
+        if parsed.notna().all() and not any(parsed.equals(f) for f in fits.values()):
+            fits[form] = parsed  # forms that read the same dates ('May' %b, %B) count once
     if len(fits) > 1:
         raise InputDataError(
             source.template,
@@ -377,7 +388,7 @@ def _no_date_problem(source: _Source) -> str:
         if column.kind == "text" and len(sample) and sample.str.match(OTHER_DATE).all():
             hint = (
                 f"; column {column.name!r} holds dates like {sample.iloc[0]!r}, which no one "
-                "numeric date form reads in full: convert that column to ISO 8601 dates "
+                "date form init knows reads in full: convert that column to ISO 8601 dates "
                 "(2024-01-20), or set sources.<panel or spend>.date_format to its strftime codes"
             )
             break
@@ -619,7 +630,7 @@ def _dating_guesses(shape: _Shape, section: str, guesses: list[Guess]) -> None:
         span = f"{form}, {every} rows, {first.date()}..{last.date()}"
         guesses.append(Guess(f"{section}.columns.date", shape.date, span))
         if shape.date_format is not None:
-            why = "the only numeric date form that reads every value"
+            why = "the only date form that reads every value"
             guesses.append(Guess(f"{section}.date_format", shape.date_format, why))
         why = (
             "dates a day apart"
