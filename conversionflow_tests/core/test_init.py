@@ -544,3 +544,16 @@ def test_iso_week_dates_are_read_as_their_mondays(tmp_path, form):
     frame.to_csv(tmp_path / "weekly.csv", index=False)
     with pytest.raises(InputDataError, match=r"line 6, column 'Week': expected an ISO 8601 date"):
         build_panel_from_file(tmp_path / "weekly.csv", config)
+
+
+def test_a_spend_file_given_with_a_weekly_panel_is_named_with_what_to_do(tmp_path):
+    frame = total_sales_panel()
+    frame[["Week", "Total Sales"]].to_csv(tmp_path / "sales.csv", index=False)
+    spend = frame.melt(id_vars="Week", value_vars=list(SPEND_RANGES), var_name="channel")
+    spend.rename(columns={"value": "spend"}).to_csv(tmp_path / "spend.csv", index=False)
+    with pytest.raises(InputDataError) as raised:
+        inspect_files([tmp_path / "spend.csv", tmp_path / "sales.csv"])
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'spend.csv'}: this looks like a spend file, given ")
+    assert f"with the weekly panel {tmp_path / 'sales.csv'}" in message
+    assert "join the spend into the panel file (one row per week)" in message

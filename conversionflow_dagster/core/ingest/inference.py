@@ -546,11 +546,13 @@ def inspect_files(paths: Sequence[str | Path]) -> Inference:
     if "panel" in by_kind:
         panel = by_kind["panel"][0]
         if len(sources) > 1:
-            extra = next(s for _, s, _ in kinds if s is not panel[0])
+            kind, extra = next((k, s) for k, s, _ in kinds if s is not panel[0])
+            what = f"this looks like a {kind} file, given with the weekly panel {panel[0].template}"
             raise InputDataError(
                 extra.template,
-                "a weekly panel is read from one file, and another file was given with it; "
-                "give the panel alone (or the event log and its spend file)",
+                f"{what}; a weekly panel is read from one file, with each channel's weekly "
+                "spend in a column of its own: join the spend into the panel file (one row per "
+                "week), or give an event log with this spend file",
             )
         return _panel(*panel)
     if "events" in by_kind:
