@@ -18,6 +18,7 @@ from conversionflow_dagster.core.ingest.config_proposal import (
 )
 from conversionflow_dagster.core.ingest.inference import inspect_files
 from conversionflow_dagster.core.ingest.panel import build_panel_from_file
+from conversionflow_dagster.core.ingest.spend import read_month_spend
 from conversionflow_dagster.core.ingest.validation import validate_inputs
 from conversionflow_tests.conftest import REPO, SMALL_MONTHS
 from conversionflow_tests.core.init_fixtures import (
@@ -557,3 +558,21 @@ def test_a_spend_file_given_with_a_weekly_panel_is_named_with_what_to_do(tmp_pat
     assert message.startswith(f"{tmp_path / 'spend.csv'}: this looks like a spend file, given ")
     assert f"with the weekly panel {tmp_path / 'sales.csv'}" in message
     assert "join the spend into the panel file (one row per week)" in message
+
+
+def test_an_event_logs_spend_written_in_euros_names_the_report_currency(tmp_path, small_sample_dir):
+    """The spend feed's '€1,234.56' cells: read as the plain numbers, and the report shows '€'."""
+    events, spend = write_journey_log(small_sample_dir, tmp_path / "data")
+    feed = pd.read_csv(spend)
+    feed.to_csv(tmp_path / "plain.csv", index=False)
+    feed["spend"] = feed["spend"].map(lambda v: f"€{v:,.2f}")
+    feed.to_csv(spend, index=False)
+    _, path, text = _propose(tmp_path, [events, spend], root=tmp_path, share=0.05)
+    config = load_config(path)
+    assert config.report.currency == "€"
+    assert "the values of 'spend'" in text
+    ok, lines = validate_inputs(tmp_path, path)
+    assert ok, lines
+    month = SMALL_MONTHS[0]
+    euros, plain = (read_month_spend(f, config, month) for f in (spend, tmp_path / "plain.csv"))
+    pd.testing.assert_series_equal(euros["spend"], plain["spend"])
