@@ -24,6 +24,7 @@ from conversionflow_dagster.core.ingest.inference import (
     Inference,
     tokens,
 )
+from conversionflow_dagster.core.ingest.tables import CURRENCY_SIGNS
 
 WIDTH = 100
 COMMENT_COLUMN = 32  # where a comment after a key starts, as in the shipped configs
@@ -121,7 +122,6 @@ CURRENCIES = {"eur": "€", "euro": "€", "euros": "€", "usd": "$", "dollar":
               "gbp": "£", "pound": "£", "pounds": "£", "jpy": "¥", "yen": "¥", "inr": "₹",
               "chf": "CHF ", "aud": "A$", "cad": "C$", "nzd": "NZ$", "sek": "SEK ",
               "nok": "NOK ", "dkk": "DKK ", "pln": "PLN ", "brl": "R$"}  # fmt: skip
-CURRENCY_SIGNS = ("€", "£", "¥", "₹", "$")  # in a name such as "Sales (€)"
 
 
 def _currency(inference: Inference, comments: dict[str, str]) -> object:

@@ -22,7 +22,12 @@ from conversionflow_dagster.core.config import PERIODICALLY, WEEKDAYS, Optimisat
 from conversionflow_dagster.core.errors import InputDataError
 from conversionflow_dagster.core.ingest.panel import complete_weeks, week_floor
 from conversionflow_dagster.core.ingest.periods import period_bounds
-from conversionflow_dagster.core.ingest.tables import MONTH_NAMES, iso_week_dates, read_table
+from conversionflow_dagster.core.ingest.tables import (
+    ISO_WEEK,
+    MONTH_NAMES,
+    iso_week_dates,
+    read_table,
+)
 from conversionflow_dagster.core.months import shift_month
 
 # The default planning horizon: what the data spent over it is the budget stage 2 defaults to.
@@ -263,9 +268,10 @@ def _parse_text(text: pd.Series) -> tuple[str, pd.Series]:
         stamps = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
         if stamps[text.notna()].notna().all():
             return "date", _naive(stamps)
-    weeks = iso_week_dates(text)
-    if weeks[text.notna()].notna().all():  # ISO 8601 week dates: 2024-W03
-        return "date", weeks
+    if re.fullmatch(ISO_WEEK, filled.iloc[0].strip()):  # ISO 8601 week dates: 2024-W03
+        weeks = iso_week_dates(text)
+        if weeks[text.notna()].notna().all():
+            return "date", weeks
     return "text", text
 
 
@@ -336,7 +342,9 @@ def _other_date_format(source: _Source, column: _Column) -> tuple[pd.Series, str
     :data:`OTHER_DATE_FORMATS`; None when it holds no such dates. Day-first and month-first
     both reading every value (no day above 12) is refused: the file must say which."""
     values = column.values
-    if column.kind == "number" and not column.blanks and (values % 1 == 0).all():
+    if column.kind == "number" and not column.blanks:
+        if not ((values % 1 == 0) & values.between(1e7, 1e8 - 1)).all():
+            return None
         values = values.astype("int64").astype("string")  # 20240120, read as a number
     elif column.kind != "text":
         return None

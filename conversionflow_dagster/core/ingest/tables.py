@@ -39,7 +39,8 @@ NOT_TEXT = {
 # writes ';'), as messages name them; the first that fits the file's first lines is taken.
 DELIMITERS = {",": "','", ";": "';'", "\t": "a tab"}
 SNIFFED_RECORDS = 20  # records (header included) that must agree on the delimiter
-CURRENCY_SIGNS = "$€£¥"  # what a spreadsheet's money format puts before or after a number
+# What a spreadsheet's money format puts before or after a number, and a name may hold.
+CURRENCY_SIGNS = "$€£¥₹"
 
 
 def formatted_number(point: str) -> re.Pattern[str]:
@@ -295,9 +296,7 @@ def decimal_point(frame: pd.DataFrame, delimiter: str) -> str:
     return "."
 
 
-def with_plain_numbers(
-    frame: pd.DataFrame, point: str
-) -> tuple[pd.DataFrame, dict[str, str]]:
+def with_plain_numbers(frame: pd.DataFrame, point: str) -> tuple[pd.DataFrame, dict[str, str]]:
     """Numbers formatted as a spreadsheet shows them ($1,234.50; 1.234,50 €; -€12) rewritten
     as plain numbers (1234.50, -12), with ``point`` as the table's decimal point; and the
     columns whose formatted numbers all carry one currency sign, with that sign.
@@ -415,7 +414,9 @@ def parse_timestamps(
             )
     else:
         parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
-        parsed = parsed.fillna(iso_week_dates(raw).dt.tz_localize("UTC"))
+        unread = parsed.isna()
+        if unread.any():  # week dates (2024-W03), looked for only where a day did not read
+            parsed[unread] = iso_week_dates(raw[unread]).dt.tz_localize("UTC")
         refused = _read_partial(raw, parsed, period)
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
