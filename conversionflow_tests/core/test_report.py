@@ -672,6 +672,8 @@ def test_a_revenue_budget_whose_last_unit_does_not_pay_back_is_called_into_quest
     assert "brings back about" in json.loads(report_json(thin))["recommendation"]
     paying = dataclasses.replace(data, scenarios=data.scenarios.assign(marginal_return=1.8))
     assert "brings back" not in parse_page(render_html(paying)).text_by_id["recommendation"]
+    plain = parse_page(render_html(dataclasses.replace(thin, currency=""))).text_by_id
+    assert "the last unit of spend brings back about 0.0469" in plain["recommendation"]
     counts = dataclasses.replace(thin, target="conversions")
     assert "brings back" not in parse_page(render_html(counts)).text_by_id["recommendation"]
 

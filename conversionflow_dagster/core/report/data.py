@@ -848,8 +848,9 @@ def margin_sentence(data: ReportData) -> str:
     if not np.isfinite(margin) or margin >= 1:
         return ""
     back = f"{data.currency}{display(num(margin, 'ratio'))}"
+    last = f"{data.currency}1" if data.currency else "unit"
     return (
-        f" At this budget the last {data.currency}1 of spend brings back about {back} of revenue "
+        f" At this budget the last {last} of spend brings back about {back} of revenue "
         "(the marginal return): less than it costs. The plan gets more revenue from the same "
         "money, but a smaller budget would likely save more than it loses; see the budget "
         "scenarios before settling the budget."
